@@ -1,0 +1,147 @@
+//! The producer and observer side of the contracts, for `reaper enqueue`, `reaper demo` and
+//! tests: publish requests with confirms, and watch the events exchange through a queue of
+//! one's own.
+
+use crate::config::Topology;
+use crate::event::CloudEvent;
+use crate::request::RequestWire;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, Consumer};
+
+/// Publishes delete requests to the request queue (through the default exchange), persistent
+/// and with `message_id` = `request_id`, and waits for every confirm.
+pub struct RequestPublisher {
+    ch: Channel,
+    queue: String,
+}
+
+impl RequestPublisher {
+    pub async fn new(conn: &Connection, topology: &Topology) -> anyhow::Result<Self> {
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(RequestPublisher {
+            ch,
+            queue: topology.request_queue.clone(),
+        })
+    }
+
+    /// Publishes a raw body (for tests of malformed input) with an optional `message_id`.
+    pub async fn publish_raw(&self, body: &[u8], message_id: Option<&str>) -> anyhow::Result<()> {
+        let mut props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        if let Some(id) = message_id {
+            props = props.with_message_id(id.into());
+        }
+        let confirm = self
+            .ch
+            .basic_publish(
+                "".into(),
+                self.queue.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                body,
+                props,
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(confirm.is_ack(), "the broker nacked a request");
+        anyhow::ensure!(
+            confirm.take_message().is_none(),
+            "the broker returned a request: does the queue {} exist?",
+            self.queue
+        );
+        Ok(())
+    }
+
+    /// Publishes a batch of requests and waits for all their confirms.
+    pub async fn publish_all(&self, requests: &[RequestWire]) -> anyhow::Result<()> {
+        let mut pending = Vec::with_capacity(requests.len());
+        for r in requests {
+            let body = serde_json::to_vec(r)?;
+            let mut props = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2);
+            if let Some(id) = &r.request_id {
+                props = props.with_message_id(id.as_str().into());
+            }
+            let confirm = self
+                .ch
+                .basic_publish(
+                    "".into(),
+                    self.queue.as_str().into(),
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    &body,
+                    props,
+                )
+                .await?;
+            pending.push(confirm);
+        }
+        for confirm in pending {
+            let c = confirm.await?;
+            anyhow::ensure!(c.is_ack(), "the broker nacked a request");
+            anyhow::ensure!(c.take_message().is_none(), "the broker returned a request: does the queue {} exist?", self.queue);
+        }
+        Ok(())
+    }
+}
+
+/// Watches the events exchange through an exclusive queue bound to `#`.
+pub struct EventWatcher {
+    consumer: Consumer,
+    pub queue: String,
+}
+
+impl EventWatcher {
+    /// Declares the exchange (idempotently), an exclusive queue, binds it, and starts consuming.
+    pub async fn new(conn: &Connection, topology: &Topology) -> anyhow::Result<Self> {
+        let ch = conn.create_channel().await?;
+        ch.exchange_declare(
+            topology.events_exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            lapin::options::ExchangeDeclareOptions { durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
+        let q = ch
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await?;
+        let queue = q.name().to_string();
+        ch.queue_bind(
+            queue.as_str().into(),
+            topology.events_exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        let consumer = ch
+            .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        Ok(EventWatcher { consumer, queue })
+    }
+
+    /// The next event (acked), with its routing key.
+    ///
+    /// Cancel safety: an event received but not yet returned when the future is dropped is
+    /// left unacked and redelivered to this queue's next consumer (none: it is exclusive).
+    pub async fn next(&mut self) -> anyhow::Result<(String, CloudEvent)> {
+        let d = self
+            .consumer
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the event consumer was closed"))??;
+        d.ack(BasicAckOptions::default()).await?;
+        let ev: CloudEvent = serde_json::from_slice(&d.data)
+            .map_err(|e| anyhow::anyhow!("an event is not a reaper CloudEvent: {e}"))?;
+        Ok((d.routing_key.to_string(), ev))
+    }
+}

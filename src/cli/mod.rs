@@ -1,0 +1,186 @@
+//! The command line (design 1.5). Each subcommand parses its flags, builds what it needs from
+//! the one [`Config`], and returns an exit code; `main` only prints errors.
+
+mod demo;
+mod enqueue;
+mod ops;
+
+use crate::config::Config;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// reaper — bulk deletion from RabbitMQ requests to Veeam Enterprise Manager and Huawei DCS.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worker (configured by REAPER_… environment variables).
+    Run,
+    /// Serve the Enterprise Manager simulator.
+    Simulate(SimulateArgs),
+    /// Simulator + worker + a sample batch in one process, against the configured RabbitMQ.
+    Demo(demo::DemoArgs),
+    /// Publish requests from a JSON Lines or CSV file, with publisher confirms.
+    Enqueue(enqueue::EnqueueArgs),
+    /// What the ledger holds: counts per state and outcome, or one request's history.
+    Status {
+        /// Show this request's row and history.
+        request_id: Option<String>,
+    },
+    /// Per-request completion report of a batch.
+    Report {
+        #[arg(long)]
+        batch: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ops::ReportFormat,
+    },
+}
+
+/// Flags of `reaper simulate`. Credentials come from REAPER_EM_USERNAME / REAPER_EM_PASSWORD
+/// (or REAPER_EM_PASSWORD_FILE), never from a flag; they default to `reaper` / `reaper`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9398", env = "REAPER_SIM_LISTEN")]
+    pub listen: SocketAddr,
+    /// How long a task runs: one duration (`2s`) or a range (`1s..5s`).
+    #[arg(long, default_value = "2s", value_parser = parse_range)]
+    pub task_duration: (Duration, Duration),
+    /// Logon sessions idle longer than this expire.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
+    /// Share of tasks that finish with Success=false.
+    #[arg(long, default_value_t = 0.0)]
+    pub task_failure_ratio: f64,
+    /// Strict mode: a JSON inventory of jobs and their includes / linked repositories / jobs.
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+    /// Share of API calls answered 500/502/503.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_ratio: f64,
+    /// Share of API calls answered 503 with Retry-After.
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_ratio: f64,
+    /// Added to every answer.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub latency: Duration,
+    /// Concurrent calls above which the simulator answers 503.
+    #[arg(long)]
+    pub capacity: Option<u32>,
+}
+
+/// Parses `2s` or `1s..5s`.
+fn parse_range(s: &str) -> Result<(Duration, Duration), String> {
+    let one = |p: &str| humantime::parse_duration(p.trim()).map_err(|e| format!("`{p}`: {e}"));
+    match s.split_once("..") {
+        Some((a, b)) => Ok((one(a)?, one(b)?)),
+        None => one(s).map(|d| (d, d)),
+    }
+}
+
+impl SimulateArgs {
+    /// The simulator configuration; credentials from the environment.
+    pub fn sim_config(&self) -> anyhow::Result<crate::sim::SimConfig> {
+        let inventory = match &self.inventory {
+            Some(p) => Some(crate::sim::Inventory::load(p)?),
+            None => None,
+        };
+        let password = match (std::env::var("REAPER_EM_PASSWORD"), std::env::var("REAPER_EM_PASSWORD_FILE")) {
+            (Ok(p), _) if !p.is_empty() => p,
+            (_, Ok(f)) if !f.is_empty() => std::fs::read_to_string(&f)
+                .map_err(|e| anyhow::anyhow!("REAPER_EM_PASSWORD_FILE: cannot read `{f}`: {e}"))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            _ => "reaper".into(),
+        };
+        Ok(crate::sim::SimConfig {
+            username: std::env::var("REAPER_EM_USERNAME").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "reaper".into()),
+            password,
+            task_duration: self.task_duration,
+            session_idle_timeout: self.session_idle_timeout,
+            task_failure_ratio: self.task_failure_ratio,
+            inventory,
+            error_ratio: self.error_ratio,
+            throttle_ratio: self.throttle_ratio,
+            latency: self.latency,
+            capacity: self.capacity,
+        })
+    }
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("stop signal received: shutting down");
+        t.cancel();
+    });
+    token
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run => {
+            let cfg = Config::from_env()?;
+            run_worker(cfg, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate(args) => {
+            let cfg = args.sim_config()?;
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?;
+            println!("EM simulator on http://{} (API under /api, counters at /_sim/stats)", listener.local_addr()?);
+            crate::sim::serve(cfg, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(args).await,
+        Command::Enqueue(args) => enqueue::run(args).await,
+        Command::Status { request_id } => ops::status(request_id.as_deref()).await,
+        Command::Report { batch, format } => ops::report(&batch, format).await,
+    }
+}
+
+/// Runs the worker, restarting it with back-off when a part fails (e.g. the broker went
+/// away); every restart resumes from the ledger.
+pub async fn run_worker(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let mut failures = 0u32;
+    loop {
+        match crate::engine::worker::run(cfg.clone(), cancel.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if cancel.is_cancelled() => return Err(e),
+            Err(e) => {
+                failures += 1;
+                let delay = crate::retry::Backoff::RECONNECT.delay(failures);
+                tracing::error!(error = format!("{e:#}"), retry_in = ?delay, "worker stopped; restarting");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}

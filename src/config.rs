@@ -1,0 +1,403 @@
+//! One typed, validated configuration, built once at start-up from `REAPER_…` environment
+//! variables over an optional TOML file (`REAPER_CONFIG`, same keys in lower case without the
+//! prefix). A bad value stops start-up with an error that names its key.
+
+use crate::em::codec::Format;
+use crate::http::HttpSettings;
+use crate::limit::Budget;
+use crate::retry::{Backoff, Jitter};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A credential. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A configuration error; its message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+fn err(key: &str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The broker topology names (design 1.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub request_queue: String,
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    pub events_exchange: String,
+    /// Quorum queue (default) or classic.
+    pub quorum: bool,
+}
+
+impl Topology {
+    /// Topology names all derived from one prefix (tests and the demo use a random one).
+    pub fn with_prefix(prefix: &str) -> Self {
+        Topology {
+            request_queue: format!("{prefix}.requests"),
+            dead_letter_exchange: format!("{prefix}.dlx"),
+            dead_letter_queue: format!("{prefix}.requests.dead"),
+            events_exchange: format!("{prefix}.events"),
+            quorum: true,
+        }
+    }
+}
+
+/// One Enterprise Manager endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmSettings {
+    pub name: String,
+    pub url: String,
+    pub username: String,
+    pub password: Secret,
+    pub format: Format,
+    pub http: HttpSettings,
+    pub budget: Budget,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub amqp_url: Secret,
+    pub topology: Topology,
+    /// Deliveries held unacked at once (they are acked as soon as the ledger has them).
+    pub prefetch: u16,
+    /// Unfinished requests above which intake stops consuming.
+    pub backlog_limit: u64,
+    pub ledger: PathBuf,
+    pub worker_name: String,
+    pub em: Option<EmSettings>,
+    pub max_attempts: u32,
+    pub task_timeout: Duration,
+    pub retry: Backoff,
+    pub poll: Backoff,
+    /// Concurrent engine steps (each waits on its endpoint's budget for the remote call).
+    pub engine_concurrency: usize,
+    pub already_absent_is_success: bool,
+    pub publish_submitted: bool,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            topology: Topology {
+                request_queue: "reaper.requests".into(),
+                dead_letter_exchange: "reaper.dlx".into(),
+                dead_letter_queue: "reaper.requests.dead".into(),
+                events_exchange: "reaper.events".into(),
+                quorum: true,
+            },
+            prefetch: 100,
+            backlog_limit: 100_000,
+            ledger: PathBuf::from("reaper.db"),
+            worker_name: "reaper".into(),
+            em: None,
+            max_attempts: 8,
+            task_timeout: Duration::from_secs(3600),
+            retry: Backoff::RETRY,
+            poll: Backoff::POLL,
+            engine_concurrency: 64,
+            already_absent_is_success: true,
+            publish_submitted: false,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Raw key → value pairs: the TOML file first, then the environment over it.
+struct Source(HashMap<String, String>);
+
+impl Source {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+    fn string(&self, key: &str, default: &str) -> String {
+        self.get(key).unwrap_or(default).trim().to_string()
+    }
+    fn parse<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e| err(key, format!("`{v}`: {e}"))),
+        }
+    }
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
+            Some(v) => Err(err(key, format!("`{v}` is not true or false"))),
+        }
+    }
+    fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => humantime::parse_duration(v.trim())
+                .map_err(|e| err(key, format!("`{v}` is not a duration like 30s or 1h: {e}"))),
+        }
+    }
+    /// A secret from `KEY` or from the file named by `KEY_FILE` (not both).
+    fn secret(&self, key: &str) -> Result<Option<Secret>, ConfigError> {
+        let file_key = format!("{key}_FILE");
+        match (self.get(key), self.get(&file_key)) {
+            (Some(_), Some(_)) => Err(err(key, format!("set {key} or {file_key}, not both"))),
+            (Some(v), None) => Ok(Some(Secret::new(v))),
+            (None, Some(path)) => std::fs::read_to_string(path.trim())
+                .map(|s| Some(Secret::new(s.trim_end_matches(['\r', '\n']))))
+                .map_err(|e| err(&file_key, format!("cannot read `{path}`: {e}"))),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment (and `REAPER_CONFIG`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the configuration from the given variables (and the TOML file they name).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("REAPER_"))
+            .collect();
+        let mut merged = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
+            Some(path) => read_toml(path.trim())?,
+            None => HashMap::new(),
+        };
+        merged.extend(env);
+        Self::from_source(&Source(merged))
+    }
+
+    fn from_source(s: &Source) -> Result<Self, ConfigError> {
+        let d = Config::default();
+        let request_queue = s.string("REAPER_REQUEST_QUEUE", &d.topology.request_queue);
+        let dead_letter_queue = s.string("REAPER_DEAD_LETTER_QUEUE", &format!("{request_queue}.dead"));
+        let queue_type = s.string("REAPER_QUEUE_TYPE", "quorum").to_ascii_lowercase();
+        let quorum = match queue_type.as_str() {
+            "quorum" => true,
+            "classic" => false,
+            other => return Err(err("REAPER_QUEUE_TYPE", format!("`{other}` is not quorum or classic"))),
+        };
+        let topology = Topology {
+            request_queue,
+            dead_letter_exchange: s.string("REAPER_DEAD_LETTER_EXCHANGE", &d.topology.dead_letter_exchange),
+            dead_letter_queue,
+            events_exchange: s.string("REAPER_EVENTS_EXCHANGE", &d.topology.events_exchange),
+            quorum,
+        };
+        let budget = Budget {
+            rate_per_sec: s.parse("REAPER_RATE_PER_SEC", 10.0)?,
+            burst: s.parse("REAPER_BURST", 10)?,
+            max_in_flight: s.parse("REAPER_MAX_IN_FLIGHT", 8)?,
+        };
+        if !(budget.rate_per_sec >= 0.0 && budget.rate_per_sec.is_finite()) {
+            return Err(err("REAPER_RATE_PER_SEC", "must be a number ≥ 0 (0 = unlimited)"));
+        }
+        if budget.max_in_flight == 0 {
+            return Err(err("REAPER_MAX_IN_FLIGHT", "must be at least 1"));
+        }
+        let http = HttpSettings {
+            ca_file: s.get("REAPER_EM_CA_FILE").map(|p| PathBuf::from(p.trim())),
+            insecure_tls: s.bool("REAPER_EM_INSECURE_TLS", false)?,
+            connect_timeout: s.duration("REAPER_HTTP_CONNECT_TIMEOUT", Duration::from_secs(10))?,
+            request_timeout: s.duration("REAPER_HTTP_TIMEOUT", Duration::from_secs(60))?,
+        };
+        if let Some(p) = &http.ca_file
+            && !p.is_file()
+        {
+            return Err(err("REAPER_EM_CA_FILE", format!("`{}` is not a readable file", p.display())));
+        }
+        let em = match s.get("REAPER_EM_URL") {
+            None => None,
+            Some(url) => {
+                let url = url.trim().trim_end_matches('/').to_string();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(err("REAPER_EM_URL", format!("`{url}` is not an http(s) URL")));
+                }
+                let username = s
+                    .get("REAPER_EM_USERNAME")
+                    .ok_or_else(|| err("REAPER_EM_USERNAME", "required when REAPER_EM_URL is set"))?
+                    .to_string();
+                let password = s.secret("REAPER_EM_PASSWORD")?.ok_or_else(|| {
+                    err("REAPER_EM_PASSWORD", "required (or REAPER_EM_PASSWORD_FILE) when REAPER_EM_URL is set")
+                })?;
+                Some(EmSettings {
+                    name: s.string("REAPER_EM_NAME", "em"),
+                    url,
+                    username,
+                    password,
+                    format: s.parse("REAPER_EM_FORMAT", Format::Xml)?,
+                    http: http.clone(),
+                    budget,
+                })
+            }
+        };
+        let max_attempts: u32 = s.parse("REAPER_MAX_ATTEMPTS", d.max_attempts)?;
+        if max_attempts == 0 {
+            return Err(err("REAPER_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        let prefetch: u16 = s.parse("REAPER_PREFETCH", d.prefetch)?;
+        if prefetch == 0 {
+            return Err(err("REAPER_PREFETCH", "must be at least 1"));
+        }
+        let backoff = |prefix: &str, base: Backoff, jitter: Jitter| -> Result<Backoff, ConfigError> {
+            Ok(Backoff {
+                initial: s.duration(&format!("REAPER_{prefix}_INITIAL"), base.initial)?,
+                max: s.duration(&format!("REAPER_{prefix}_MAX"), base.max)?,
+                factor: s.parse(&format!("REAPER_{prefix}_FACTOR"), base.factor)?,
+                jitter,
+            })
+        };
+        Ok(Config {
+            amqp_url: Secret::new(s.string("REAPER_AMQP_URL", d.amqp_url.expose())),
+            topology,
+            prefetch,
+            backlog_limit: s.parse("REAPER_BACKLOG_LIMIT", d.backlog_limit)?,
+            ledger: PathBuf::from(s.string("REAPER_LEDGER", "reaper.db")),
+            worker_name: s.string("REAPER_WORKER_NAME", &d.worker_name),
+            em,
+            max_attempts,
+            task_timeout: s.duration("REAPER_TASK_TIMEOUT", d.task_timeout)?,
+            retry: backoff("RETRY", d.retry, Jitter::Full)?,
+            poll: backoff("POLL", d.poll, Jitter::Equal)?,
+            engine_concurrency: s.parse("REAPER_ENGINE_CONCURRENCY", d.engine_concurrency)?.max(1),
+            already_absent_is_success: s.bool("REAPER_ALREADY_ABSENT_IS_SUCCESS", true)?,
+            publish_submitted: s.bool("REAPER_PUBLISH_SUBMITTED", false)?,
+            shutdown_grace: s.duration("REAPER_SHUTDOWN_GRACE", d.shutdown_grace)?,
+        })
+    }
+}
+
+/// Reads a TOML file of `key = value` pairs (lower case, no `REAPER_` prefix) into the
+/// environment's key space.
+fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err("REAPER_CONFIG", format!("cannot read `{path}`: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| err("REAPER_CONFIG", format!("`{path}` is not valid TOML: {e}")))?;
+    let mut out = HashMap::new();
+    for (k, v) in table {
+        let key = format!("REAPER_{}", k.to_ascii_uppercase());
+        let value = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => return Err(err(&key, format!("in `{path}`: `{other}` is not a plain value"))),
+        };
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_serve_a_local_run() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.topology.request_queue, "reaper.requests");
+        assert_eq!(c.topology.dead_letter_queue, "reaper.requests.dead");
+        assert_eq!(c.ledger, PathBuf::from("reaper.db"));
+        assert!(c.em.is_none());
+        assert_eq!(c.max_attempts, 8);
+        assert_eq!(c.task_timeout, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        for (key, value) in [
+            ("REAPER_RATE_PER_SEC", "fast"),
+            ("REAPER_MAX_ATTEMPTS", "0"),
+            ("REAPER_TASK_TIMEOUT", "forever"),
+            ("REAPER_EM_INSECURE_TLS", "maybe"),
+            ("REAPER_QUEUE_TYPE", "stream"),
+            ("REAPER_EM_URL", "em.example.com"),
+        ] {
+            let e = Config::from_vars(vars(&[(key, value)])).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().contains(key));
+        }
+    }
+
+    #[test]
+    fn em_settings_need_credentials_and_keep_the_password_secret() {
+        let e = Config::from_vars(vars(&[("REAPER_EM_URL", "https://em:9398")])).unwrap_err();
+        assert_eq!(e.key, "REAPER_EM_USERNAME");
+        let c = Config::from_vars(vars(&[
+            ("REAPER_EM_URL", "https://em:9398/"),
+            ("REAPER_EM_USERNAME", "svc"),
+            ("REAPER_EM_PASSWORD", "hunter2"),
+            ("REAPER_EM_FORMAT", "json"),
+        ]))
+        .unwrap();
+        let em = c.em.unwrap();
+        assert_eq!(em.url, "https://em:9398");
+        assert_eq!(em.format, Format::Json);
+        assert!(!format!("{em:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_password_file_is_read_and_a_toml_file_sits_under_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let toml_path = dir.path().join("reaper.toml");
+        std::fs::write(&toml_path, "rate_per_sec = 5\nmax_attempts = 3\nledger = \"x.db\"\n").unwrap();
+        let c = Config::from_vars(vars(&[
+            ("REAPER_CONFIG", toml_path.to_str().unwrap()),
+            ("REAPER_MAX_ATTEMPTS", "4"),
+            ("REAPER_EM_URL", "http://127.0.0.1:1"),
+            ("REAPER_EM_USERNAME", "u"),
+            ("REAPER_EM_PASSWORD_FILE", pw.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(c.max_attempts, 4, "environment wins over the file");
+        assert_eq!(c.ledger, PathBuf::from("x.db"));
+        let em = c.em.unwrap();
+        assert_eq!(em.budget.rate_per_sec, 5.0);
+        assert_eq!(em.password.expose(), "s3cret");
+    }
+}

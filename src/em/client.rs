@@ -1,0 +1,331 @@
+//! The Enterprise Manager client: one logon session per endpoint shared by every call,
+//! single-flight re-logon on 401, exactly one `Accept` value, no cookie store, and every call
+//! through the endpoint's [`Limiter`]. Knows nothing of the ledger or the broker.
+
+use super::codec::{self, Format, Task};
+use super::error::{EmError, ErrorClass, classify, is_lost_task_message};
+use crate::config::{EmSettings, Secret};
+use crate::limit::Limiter;
+use reqwest::{Method, StatusCode};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The session-token header (and cookie) name.
+pub const TOKEN_HEADER: &str = "X-RestSvcSessionId";
+
+/// One EM logon session. The GUID identifies it (and logs it off); the token authorises calls.
+struct Session {
+    guid: String,
+    token: Secret,
+}
+
+/// What a DELETE answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeleteAnswer {
+    /// 202 + Task: the task to follow, and the GUID of the session it belongs to.
+    Task {
+        task: Task,
+        session: String,
+        status: u16,
+    },
+    /// 200/204: done, nothing to follow.
+    Done { status: u16 },
+}
+
+/// What a task poll answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Poll {
+    Task(Task),
+    /// The task belongs to a session that is gone (re-logon, restart, or EM's 500
+    /// "no task with id … in current rest session"): confirm the outcome another way.
+    SessionLost,
+}
+
+/// Whether a resource exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Present,
+    Absent,
+}
+
+/// A raw answer: status, body and `Retry-After`.
+struct Answer {
+    status: StatusCode,
+    body: String,
+    retry_after: Option<Duration>,
+}
+
+/// A client for one EM endpoint.
+pub struct EmClient {
+    http: reqwest::Client,
+    api: String,
+    username: String,
+    password: Secret,
+    format: Format,
+    limiter: Arc<Limiter>,
+    current: Mutex<Option<Arc<Session>>>,
+    logon_gate: tokio::sync::Mutex<()>,
+}
+
+impl EmClient {
+    /// Builds the client (TLS trust and timeouts from `settings`). Does not log on yet.
+    pub fn new(settings: &EmSettings, limiter: Arc<Limiter>) -> anyhow::Result<Self> {
+        let http = crate::http::client(&settings.http)?;
+        Ok(EmClient {
+            http,
+            api: format!("{}/api", settings.url.trim_end_matches('/')),
+            username: settings.username.clone(),
+            password: settings.password.clone(),
+            format: settings.format,
+            limiter,
+            current: Mutex::new(None),
+            logon_gate: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The GUID of the current session, if logged on.
+    pub fn session_guid(&self) -> Option<String> {
+        self.current_session().map(|s| s.guid.clone())
+    }
+
+    fn current_session(&self) -> Option<Arc<Session>> {
+        self.current.lock().expect("lock poisoned").clone()
+    }
+
+    /// Sends `DELETE {path}` (a path below the endpoint, e.g. `/api/jobs/{id}`).
+    pub async fn delete(&self, path: &str) -> Result<DeleteAnswer, EmError> {
+        let (answer, session) = self.call(Method::DELETE, path, true).await?;
+        let status = answer.status.as_u16();
+        match answer.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(DeleteAnswer::Done { status }),
+            StatusCode::ACCEPTED | StatusCode::CREATED => {
+                let task = codec::decode_task(self.format, &answer.body)
+                    .map_err(|e| EmError::transport(e.to_string()))?;
+                Ok(DeleteAnswer::Task {
+                    task,
+                    session: session.guid.clone(),
+                    status,
+                })
+            }
+            _ => Err(self.error(answer)),
+        }
+    }
+
+    /// Polls `GET /api/tasks/{task_id}`, for a task created under session `session_guid`.
+    pub async fn get_task(&self, task_id: &str, session_guid: &str) -> Result<Poll, EmError> {
+        match self.current_session() {
+            Some(s) if s.guid == session_guid => {}
+            _ => return Ok(Poll::SessionLost),
+        }
+        let path = format!("/api/tasks/{task_id}");
+        let (answer, session) = match self.call(Method::GET, &path, false).await {
+            Err(e) if e.class == ErrorClass::Unauthorized => return Ok(Poll::SessionLost),
+            other => other?,
+        };
+        if session.guid != session_guid {
+            return Ok(Poll::SessionLost);
+        }
+        match answer.status {
+            StatusCode::OK => codec::decode_task(self.format, &answer.body)
+                .map(Poll::Task)
+                .map_err(|e| EmError::transport(e.to_string())),
+            StatusCode::NOT_FOUND => Ok(Poll::SessionLost),
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                let err = self.error(answer);
+                if is_lost_task_message(&err.message) {
+                    Ok(Poll::SessionLost)
+                } else {
+                    Err(err)
+                }
+            }
+            _ => Err(self.error(answer)),
+        }
+    }
+
+    /// `GET {path}`: whether the resource still exists (used to verify a deletion).
+    pub async fn presence(&self, path: &str) -> Result<Presence, EmError> {
+        let (answer, _) = self.call(Method::GET, path, true).await?;
+        match answer.status {
+            s if s.is_success() => Ok(Presence::Present),
+            StatusCode::NOT_FOUND => Ok(Presence::Absent),
+            _ => Err(self.error(answer)),
+        }
+    }
+
+    /// Logs the current session off (`DELETE /api/logonSessions/{guid}`), if there is one.
+    pub async fn log_off(&self) -> Result<(), EmError> {
+        let Some(session) = self.current.lock().expect("lock poisoned").take() else {
+            return Ok(());
+        };
+        let path = format!("/api/logonSessions/{}", session.guid);
+        let answer = self.send(Method::DELETE, &path, Some(&session)).await?;
+        match answer.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::UNAUTHORIZED => {
+                Ok(())
+            }
+            _ => Err(self.error(answer)),
+        }
+    }
+
+    /// One authorised call. On 401 the session is renewed (single-flight) and, when
+    /// `retry_on_401`, the call is sent once more. Returns the session the answer came under.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        retry_on_401: bool,
+    ) -> Result<(Answer, Arc<Session>), EmError> {
+        let session = self.session().await?;
+        let answer = self.send(method.clone(), path, Some(&session)).await?;
+        if answer.status != StatusCode::UNAUTHORIZED {
+            return Ok((answer, session));
+        }
+        let fresh = self.relogon(Some(&session)).await?;
+        if !retry_on_401 {
+            return Ok((answer, session));
+        }
+        let answer = self.send(method, path, Some(&fresh)).await?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Err(EmError {
+                class: ErrorClass::Unauthorized,
+                status: Some(401),
+                message: "EM refused a freshly issued session token".into(),
+                retry_after: None,
+            });
+        }
+        Ok((answer, fresh))
+    }
+
+    /// The current session, logging on when there is none.
+    async fn session(&self) -> Result<Arc<Session>, EmError> {
+        match self.current_session() {
+            Some(s) => Ok(s),
+            None => self.relogon(None).await,
+        }
+    }
+
+    /// Replaces `stale` (or the absent session) with a new one. Single-flight: concurrent
+    /// callers wait on one logon and all get its session.
+    ///
+    /// Cancel safety: a logon cancelled half-way leaves the old session in place.
+    async fn relogon(&self, stale: Option<&Arc<Session>>) -> Result<Arc<Session>, EmError> {
+        let _gate = self.logon_gate.lock().await;
+        if let Some(cur) = self.current_session() {
+            let replaced = stale.is_none_or(|s| !Arc::ptr_eq(s, &cur));
+            if replaced {
+                return Ok(cur);
+            }
+        }
+        let session = Arc::new(self.logon().await?);
+        tracing::info!(session = %session.guid, "logged on to Enterprise Manager");
+        *self.current.lock().expect("lock poisoned") = Some(Arc::clone(&session));
+        Ok(session)
+    }
+
+    async fn logon(&self) -> Result<Session, EmError> {
+        let _permit = self.limiter.acquire().await;
+        let url = format!("{}/sessionMngr/?v=latest", self.api);
+        let resp = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, self.format.media_type())
+            .basic_auth(&self.username, Some(self.password.expose()))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let token = resp
+            .headers()
+            .get(TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let answer = read(resp).await?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Err(EmError {
+                class: ErrorClass::Unauthorized,
+                status: Some(401),
+                message: format!(
+                    "logon refused for user `{}`: check REAPER_EM_USERNAME and the password",
+                    self.username
+                ),
+                retry_after: None,
+            });
+        }
+        if !answer.status.is_success() {
+            return Err(self.error(answer));
+        }
+        let token = token.ok_or_else(|| {
+            EmError::transport(format!("logon answered without a {TOKEN_HEADER} header"))
+        })?;
+        let session = codec::decode_logon_session(self.format, &answer.body)
+            .map_err(|e| EmError::transport(e.to_string()))?;
+        Ok(Session {
+            guid: session.session_id,
+            token: Secret::new(token),
+        })
+    }
+
+    /// Sends one request through the limiter, with the one `Accept` value and the token.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&Session>,
+    ) -> Result<Answer, EmError> {
+        let _permit = self.limiter.acquire().await;
+        let url = format!("{}{}", self.api, path.strip_prefix("/api").unwrap_or(path));
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, self.format.media_type());
+        if let Some(s) = session {
+            req = req.header(TOKEN_HEADER, s.token.expose());
+        }
+        let answer = read(req.send().await.map_err(transport_error)?).await?;
+        if let Some(d) = answer.retry_after
+            && matches!(answer.status.as_u16(), 429 | 503)
+        {
+            self.limiter.pause_for(d);
+        }
+        Ok(answer)
+    }
+
+    /// Turns a non-success answer into an [`EmError`] with EM's `Message`.
+    fn error(&self, answer: Answer) -> EmError {
+        let status = answer.status.as_u16();
+        let message = codec::decode_error(self.format, &answer.body)
+            .map(|e| e.message)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| {
+                answer
+                    .status
+                    .canonical_reason()
+                    .unwrap_or("unexpected answer")
+                    .to_string()
+            });
+        EmError {
+            class: classify(status),
+            status: Some(status),
+            message,
+            retry_after: answer.retry_after,
+        }
+    }
+}
+
+async fn read(resp: reqwest::Response) -> Result<Answer, EmError> {
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::http::parse_retry_after);
+    let body = resp.text().await.map_err(transport_error)?;
+    Ok(Answer {
+        status,
+        body,
+        retry_after,
+    })
+}
+
+fn transport_error(e: reqwest::Error) -> EmError {
+    EmError::transport(crate::http::describe(&e))
+}

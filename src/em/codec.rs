@@ -1,0 +1,601 @@
+//! Wire codecs for Enterprise Manager bodies: `Task`, `Error` and `LogonSession`, in XML
+//! (namespace aware) and JSON (PascalCase). Shared by the client and the simulator; knows
+//! nothing of HTTP.
+//!
+//! Decoding is tolerant (unknown elements, attributes and keys are skipped, entity
+//! references are resolved); encoding produces the exact shapes of the seed pages.
+
+use quick_xml::escape::escape;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+use serde::{Deserialize, Serialize};
+
+/// The XML namespace of every EM entity.
+pub const VEEAM_NS: &str = "http://www.veeam.com/ent/v1.0";
+
+/// The body format negotiated with EM: exactly one `Accept` value is ever sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `application/xml` (EM's default).
+    #[default]
+    Xml,
+    /// `application/json`.
+    Json,
+}
+
+impl Format {
+    /// The media type sent as the single `Accept` value and answered as `Content-Type`.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Xml => "application/xml",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "xml" => Ok(Format::Xml),
+            "json" => Ok(Format::Json),
+            other => Err(format!("expected `xml` or `json`, got `{other}`")),
+        }
+    }
+}
+
+/// A body EM sent that could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable EM {what} body: {reason}")]
+pub struct CodecError {
+    what: &'static str,
+    reason: String,
+}
+
+impl CodecError {
+    fn new(what: &'static str, reason: impl ToString) -> Self {
+        CodecError {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A task's `State`. Unknown values are kept and treated as still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    Running,
+    /// Done on the backup server; EM has not collected the data yet. Carries a `Result`.
+    OperationFinished,
+    Finished,
+    Other(String),
+}
+
+impl TaskState {
+    pub fn parse(s: &str) -> Self {
+        match s.trim() {
+            "Running" => TaskState::Running,
+            "OperationFinished" => TaskState::OperationFinished,
+            "Finished" => TaskState::Finished,
+            other => TaskState::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            TaskState::Running => "Running",
+            TaskState::OperationFinished => "OperationFinished",
+            TaskState::Finished => "Finished",
+            TaskState::Other(s) => s,
+        }
+    }
+
+    /// `Finished`, or `OperationFinished` (which EM only reports once the work is done).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, TaskState::Finished | TaskState::OperationFinished)
+    }
+}
+
+/// A task's `Result`: present once the task has finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskResult {
+    pub success: bool,
+    pub message: String,
+}
+
+/// A `Link` of an entity.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Link {
+    pub rel: String,
+    pub href: String,
+    pub kind: String,
+}
+
+/// An EM `Task` entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub task_id: String,
+    pub state: TaskState,
+    pub operation: String,
+    pub result: Option<TaskResult>,
+    pub href: Option<String>,
+    pub links: Vec<Link>,
+}
+
+impl Task {
+    /// The outcome of a terminal task: `Some(result)` when finished with a `Result`.
+    pub fn finished_result(&self) -> Option<&TaskResult> {
+        if self.state.is_terminal() {
+            self.result.as_ref()
+        } else {
+            None
+        }
+    }
+}
+
+/// An EM `Error` body.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorBody {
+    pub message: String,
+    pub status_code: Option<u16>,
+    pub first_chance_exception_message: Option<String>,
+}
+
+/// The `LogonSession` returned by `POST /api/sessionMngr/`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogonSession {
+    pub user_name: String,
+    /// The session GUID (used to log off). Not the token: that travels in a header.
+    pub session_id: String,
+}
+
+// ---------------------------------------------------------------- JSON wire shapes
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonLink {
+    #[serde(default)]
+    rel: String,
+    #[serde(default)]
+    href: String,
+    #[serde(default, rename = "Type")]
+    kind: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonResult {
+    success: bool,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonTask {
+    task_id: String,
+    state: String,
+    #[serde(default)]
+    operation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result: Option<JsonResult>,
+    #[serde(default)]
+    links: Vec<JsonLink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    href: Option<String>,
+    #[serde(default, rename = "Type")]
+    kind: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonError {
+    #[serde(default)]
+    first_chance_exception_message: Option<String>,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    stack_trace: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    status_code: Option<u16>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonLogonSession {
+    #[serde(default)]
+    user_name: String,
+    session_id: String,
+    #[serde(default)]
+    links: Vec<JsonLink>,
+    #[serde(default, rename = "Type")]
+    kind: Option<String>,
+}
+
+// ---------------------------------------------------------------- XML reading
+
+/// One element of a small XML document: its local name, attributes and text, children.
+#[derive(Debug, Default)]
+struct Node {
+    name: String,
+    attrs: Vec<(String, String)>,
+    text: String,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    fn child_text(&self, name: &str) -> Option<String> {
+        self.child(name).map(|c| c.text.trim().to_string())
+    }
+}
+
+fn in_veeam_ns(ns: &ResolveResult<'_>) -> bool {
+    match ns {
+        ResolveResult::Unbound => true,
+        ResolveResult::Bound(n) => n.as_ref() == VEEAM_NS.as_bytes(),
+        ResolveResult::Unknown(_) => false,
+    }
+}
+
+fn start_node(
+    reader: &NsReader<&[u8]>,
+    e: &BytesStart<'_>,
+    what: &'static str,
+) -> Result<Node, CodecError> {
+    let mut node = Node {
+        name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+        ..Node::default()
+    };
+    for a in e.attributes() {
+        let a = a.map_err(|err| CodecError::new(what, err))?;
+        let (ns, local) = reader.resolve_attribute(a.key);
+        if matches!(ns, ResolveResult::Bound(_)) && !in_veeam_ns(&ns) {
+            continue; // xmlns declarations and foreign attributes
+        }
+        let value = a
+            .decode_and_unescape_value(reader.decoder())
+            .map_err(|err| CodecError::new(what, err))?;
+        node.attrs.push((
+            String::from_utf8_lossy(local.as_ref()).into_owned(),
+            value.into_owned(),
+        ));
+    }
+    Ok(node)
+}
+
+/// Parses a document into a tree of the elements in EM's namespace (or none); elements of
+/// other namespaces are skipped with their content.
+fn parse_xml(body: &str, what: &'static str) -> Result<Node, CodecError> {
+    let mut reader = NsReader::from_str(body);
+    let mut stack: Vec<Node> = Vec::new();
+    let mut skip_depth = 0usize;
+    loop {
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| CodecError::new(what, e))?;
+        let ours = in_veeam_ns(&ns);
+        match event {
+            Event::Start(e) => {
+                if skip_depth > 0 || !ours {
+                    skip_depth += 1;
+                } else {
+                    stack.push(start_node(&reader, &e, what)?);
+                }
+            }
+            Event::Empty(e) => {
+                if skip_depth == 0 && ours {
+                    let node = start_node(&reader, &e, what)?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(node),
+                        None => return Ok(node),
+                    }
+                }
+            }
+            Event::End(_) => {
+                if skip_depth > 0 {
+                    skip_depth -= 1;
+                } else if let Some(node) = stack.pop() {
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(node),
+                        None => return Ok(node),
+                    }
+                }
+            }
+            Event::Text(t) if skip_depth == 0 => {
+                if let Some(node) = stack.last_mut() {
+                    let raw = t.decode().map_err(|e| CodecError::new(what, e))?;
+                    node.text.push_str(&raw);
+                }
+            }
+            Event::CData(t) if skip_depth == 0 => {
+                if let Some(node) = stack.last_mut() {
+                    let raw = t.decode().map_err(|e| CodecError::new(what, e))?;
+                    node.text.push_str(&raw);
+                }
+            }
+            Event::GeneralRef(r) if skip_depth == 0 => {
+                if let Some(node) = stack.last_mut() {
+                    let name = r.decode().map_err(|e| CodecError::new(what, e))?;
+                    let entity = format!("&{name};");
+                    let value = quick_xml::escape::unescape(&entity)
+                        .map_err(|e| CodecError::new(what, e))?;
+                    node.text.push_str(&value);
+                }
+            }
+            Event::Eof => return Err(CodecError::new(what, "document has no root element")),
+            _ => {}
+        }
+    }
+}
+
+fn xml_links(node: &Node) -> Vec<Link> {
+    node.child("Links")
+        .map(|links| {
+            links
+                .children
+                .iter()
+                .filter(|l| l.name == "Link")
+                .map(|l| Link {
+                    rel: l.attr("Rel").unwrap_or_default().to_string(),
+                    href: l.attr("Href").unwrap_or_default().to_string(),
+                    kind: l.attr("Type").unwrap_or_default().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------- Task
+
+/// Decodes a `Task` body in the given format.
+pub fn decode_task(format: Format, body: &str) -> Result<Task, CodecError> {
+    match format {
+        Format::Json => {
+            let t: JsonTask =
+                serde_json::from_str(body).map_err(|e| CodecError::new("Task", e))?;
+            Ok(Task {
+                task_id: t.task_id,
+                state: TaskState::parse(&t.state),
+                operation: t.operation,
+                result: t.result.map(|r| TaskResult {
+                    success: r.success,
+                    message: r.message.unwrap_or_default(),
+                }),
+                href: t.href,
+                links: t
+                    .links
+                    .into_iter()
+                    .map(|l| Link {
+                        rel: l.rel,
+                        href: l.href,
+                        kind: l.kind,
+                    })
+                    .collect(),
+            })
+        }
+        Format::Xml => {
+            let root = parse_xml(body, "Task")?;
+            if root.name != "Task" {
+                return Err(CodecError::new(
+                    "Task",
+                    format!("root element is <{}>", root.name),
+                ));
+            }
+            let task_id = root
+                .child_text("TaskId")
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| CodecError::new("Task", "missing <TaskId>"))?;
+            let state = root
+                .child_text("State")
+                .ok_or_else(|| CodecError::new("Task", "missing <State>"))?;
+            let result = match root.child("Result") {
+                None => None,
+                Some(r) => {
+                    let success = r
+                        .attr("Success")
+                        .and_then(parse_bool)
+                        .ok_or_else(|| CodecError::new("Task", "Result without Success"))?;
+                    Some(TaskResult {
+                        success,
+                        message: r.child_text("Message").unwrap_or_default(),
+                    })
+                }
+            };
+            Ok(Task {
+                task_id,
+                state: TaskState::parse(&state),
+                operation: root.child_text("Operation").unwrap_or_default(),
+                result,
+                href: root.attr("Href").map(str::to_string),
+                links: xml_links(&root),
+            })
+        }
+    }
+}
+
+/// Encodes a `Task` exactly as EM answers it (XML shape of the seed pages, or EM's JSON).
+pub fn encode_task(format: Format, task: &Task) -> String {
+    match format {
+        Format::Json => {
+            let t = JsonTask {
+                task_id: task.task_id.clone(),
+                state: task.state.as_str().to_string(),
+                operation: task.operation.clone(),
+                result: task.result.as_ref().map(|r| JsonResult {
+                    success: r.success,
+                    message: Some(r.message.clone()),
+                }),
+                links: task
+                    .links
+                    .iter()
+                    .map(|l| JsonLink {
+                        rel: l.rel.clone(),
+                        href: l.href.clone(),
+                        kind: l.kind.clone(),
+                    })
+                    .collect(),
+                href: task.href.clone(),
+                kind: Some("Task".into()),
+            };
+            serde_json::to_string(&t).expect("a Task always serialises")
+        }
+        Format::Xml => {
+            let mut s = format!(
+                "<Task xmlns=\"{VEEAM_NS}\" Type=\"Task\" Href=\"{}\">\n <Links>\n",
+                escape(task.href.as_deref().unwrap_or_default())
+            );
+            for l in &task.links {
+                s.push_str(&format!(
+                    "   <Link Rel=\"{}\" Type=\"{}\" Href=\"{}\" />\n",
+                    escape(l.rel.as_str()),
+                    escape(l.kind.as_str()),
+                    escape(l.href.as_str())
+                ));
+            }
+            s.push_str(&format!(
+                " </Links>\n <TaskId>{}</TaskId>\n <State>{}</State>\n <Operation>{}</Operation>\n",
+                escape(task.task_id.as_str()),
+                escape(task.state.as_str()),
+                escape(task.operation.as_str())
+            ));
+            if let Some(r) = &task.result {
+                s.push_str(&format!(
+                    " <Result Success=\"{}\">\n   <Message>{}</Message>\n </Result>\n",
+                    r.success,
+                    escape(r.message.as_str())
+                ));
+            }
+            s.push_str("</Task>");
+            s
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Error
+
+/// Decodes an `Error` body; `None` when the body is not one (e.g. an HTML proxy page).
+pub fn decode_error(format: Format, body: &str) -> Option<ErrorBody> {
+    // EM answers errors in the requested format, but a proxy in front of it may not:
+    // try the requested format first, then the other one.
+    let try_json = || -> Option<ErrorBody> {
+        let e: JsonError = serde_json::from_str(body).ok()?;
+        Some(ErrorBody {
+            message: e.message,
+            status_code: e.status_code,
+            first_chance_exception_message: e.first_chance_exception_message,
+        })
+    };
+    let try_xml = || -> Option<ErrorBody> {
+        let root = parse_xml(body, "Error").ok()?;
+        if root.name != "Error" {
+            return None;
+        }
+        Some(ErrorBody {
+            message: root.attr("Message").unwrap_or_default().to_string(),
+            status_code: root.attr("StatusCode").and_then(|s| s.trim().parse().ok()),
+            first_chance_exception_message: root.child_text("FirstChanceExceptionMessage"),
+        })
+    };
+    match format {
+        Format::Json => try_json().or_else(try_xml),
+        Format::Xml => try_xml().or_else(try_json),
+    }
+}
+
+/// Encodes an `Error` body as EM does.
+pub fn encode_error(format: Format, status: u16, message: &str) -> String {
+    match format {
+        Format::Json => serde_json::to_string(&JsonError {
+            first_chance_exception_message: None,
+            message: message.to_string(),
+            stack_trace: None,
+            status: None,
+            status_code: Some(status),
+        })
+        .expect("an Error always serialises"),
+        Format::Xml => format!(
+            "<Error xmlns=\"{VEEAM_NS}\" Message=\"{}\" StatusCode=\"{status}\">\
+             <FirstChanceExceptionMessage>{}</FirstChanceExceptionMessage>\
+             <StackTrace /></Error>",
+            escape(message),
+            escape(message)
+        ),
+    }
+}
+
+// ---------------------------------------------------------------- LogonSession
+
+/// Decodes the `LogonSession` answered by a logon.
+pub fn decode_logon_session(format: Format, body: &str) -> Result<LogonSession, CodecError> {
+    match format {
+        Format::Json => {
+            let s: JsonLogonSession =
+                serde_json::from_str(body).map_err(|e| CodecError::new("LogonSession", e))?;
+            Ok(LogonSession {
+                user_name: s.user_name,
+                session_id: s.session_id,
+            })
+        }
+        Format::Xml => {
+            let root = parse_xml(body, "LogonSession")?;
+            let session_id = root
+                .child_text("SessionId")
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| CodecError::new("LogonSession", "missing <SessionId>"))?;
+            Ok(LogonSession {
+                user_name: root.child_text("UserName").unwrap_or_default(),
+                session_id,
+            })
+        }
+    }
+}
+
+/// Encodes a `LogonSession` as EM does; `base` is the server's `/api` URL.
+pub fn encode_logon_session(format: Format, session: &LogonSession, base: &str) -> String {
+    let href = format!("{base}/logonSessions/{}", session.session_id);
+    match format {
+        Format::Json => serde_json::to_string(&JsonLogonSession {
+            user_name: session.user_name.clone(),
+            session_id: session.session_id.clone(),
+            links: vec![JsonLink {
+                rel: "Delete".into(),
+                href: href.clone(),
+                kind: "LogonSession".into(),
+            }],
+            kind: Some("LogonSession".into()),
+        })
+        .expect("a LogonSession always serialises"),
+        Format::Xml => format!(
+            "<LogonSession xmlns=\"{VEEAM_NS}\" Type=\"LogonSession\" Href=\"{h}\">\
+             <Links><Link Rel=\"Delete\" Type=\"LogonSession\" Href=\"{h}\" /></Links>\
+             <UserName>{}</UserName><SessionId>{}</SessionId></LogonSession>",
+            escape(session.user_name.as_str()),
+            escape(session.session_id.as_str()),
+            h = escape(href.as_str()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! What can go wrong talking to Enterprise Manager, classified the way callers branch on it.
+//! The mapping from HTTP status to class is pure and tested as a table.
+
+use std::time::Duration;
+
+/// How the engine should treat a failed EM call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 404: the resource (or task) is not there.
+    NotFound,
+    /// A permanent refusal (400/403/405/501, other 4xx): do not retry.
+    Permanent,
+    /// Worth retrying later (timeouts, connection errors, 408/429/500/502/503/504).
+    Transient,
+    /// 401 after a fresh logon, or a logon refused: the credentials are wrong.
+    Unauthorized,
+}
+
+/// A failed EM call. Never carries a credential or a session token.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct EmError {
+    pub class: ErrorClass,
+    pub status: Option<u16>,
+    /// EM's `Message`, or a description of the transport failure.
+    pub message: String,
+    /// The server's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl EmError {
+    pub fn transport(message: impl Into<String>) -> Self {
+        EmError {
+            class: ErrorClass::Transient,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.class == ErrorClass::Transient
+    }
+
+    fn describe(&self) -> String {
+        match self.status {
+            Some(s) => format!("EM answered {s}: {}", self.message),
+            None => format!("EM unreachable: {}", self.message),
+        }
+    }
+}
+
+/// The class of a non-success HTTP status.
+pub fn classify(status: u16) -> ErrorClass {
+    match status {
+        404 => ErrorClass::NotFound,
+        401 => ErrorClass::Unauthorized,
+        408 | 425 | 429 => ErrorClass::Transient,
+        400..=499 => ErrorClass::Permanent,
+        501 => ErrorClass::Permanent,
+        _ => ErrorClass::Transient,
+    }
+}
+
+/// EM's answer when a task id is asked of a session that did not create it.
+pub fn is_lost_task_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("in current rest session") || (m.contains("no") && m.contains("task with id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_classes() {
+        let table = [
+            (400, ErrorClass::Permanent),
+            (401, ErrorClass::Unauthorized),
+            (403, ErrorClass::Permanent),
+            (404, ErrorClass::NotFound),
+            (405, ErrorClass::Permanent),
+            (408, ErrorClass::Transient),
+            (409, ErrorClass::Permanent),
+            (429, ErrorClass::Transient),
+            (500, ErrorClass::Transient),
+            (501, ErrorClass::Permanent),
+            (502, ErrorClass::Transient),
+            (503, ErrorClass::Transient),
+            (504, ErrorClass::Transient),
+        ];
+        for (status, class) in table {
+            assert_eq!(classify(status), class, "status {status}");
+        }
+    }
+
+    #[test]
+    fn the_lost_task_answer_is_recognised() {
+        assert!(is_lost_task_message(
+            "There is no task with id [task-297] in current rest session"
+        ));
+        assert!(is_lost_task_message(
+            "There is no backup task with id [task-3] in current rest session"
+        ));
+        assert!(!is_lost_task_message("Internal server error"));
+    }
+}

@@ -1,0 +1,126 @@
+//! The engine: takes due requests from the ledger and moves each one step — dispatch the
+//! DELETE, poll the task, verify the deletion — through the endpoint clients. Scheduling is
+//! by the ledger's `due_at` (earliest first: new deletes and due polls share one queue fairly),
+//! so a hundred thousand running tasks cost rows, not sleeping tasks.
+
+mod outcome;
+mod step;
+pub mod worker;
+
+pub use outcome::{Next, after_delete, after_poll, after_verify};
+
+use crate::config::Config;
+use crate::em::EmClient;
+use crate::ledger::{Ledger, now_ms};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How long a claimed row is held before another scheduler pass may hand it out again.
+/// Longer than any one step can take (limiter wait + two HTTP timeouts).
+const LEASE: Duration = Duration::from_secs(30 * 60);
+
+/// The longest idle sleep between ledger looks.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// The engine of one worker.
+pub struct Engine {
+    pub(crate) ledger: Ledger,
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) em: HashMap<String, Arc<EmClient>>,
+    /// Woken when intake accepts a request.
+    pub wake: Arc<Notify>,
+    /// Woken when an event is written to the outbox.
+    pub(crate) outbox_wake: Arc<Notify>,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+impl Engine {
+    pub fn new(
+        ledger: Ledger,
+        cfg: Arc<Config>,
+        em: HashMap<String, Arc<EmClient>>,
+        outbox_wake: Arc<Notify>,
+    ) -> Self {
+        Engine {
+            ledger,
+            cfg,
+            em,
+            wake: Arc::new(Notify::new()),
+            outbox_wake,
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Runs until cancelled, then lets in-flight steps finish within the grace period
+    /// (what does not finish is parked: its lease is released at the next start).
+    ///
+    /// Cancel safety: steps are never cut mid-way by cancel itself, only by the grace timeout.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) -> anyhow::Result<()> {
+        let permits = Arc::new(Semaphore::new(self.cfg.engine_concurrency));
+        let mut steps = JoinSet::new();
+        while !cancel.is_cancelled() {
+            while let Some(done) = steps.try_join_next() {
+                log_step(done);
+            }
+            let free = permits.available_permits();
+            if free > 0 {
+                let now = now_ms();
+                let rows = self.ledger.claim_due(now, free as u32, now + LEASE.as_millis() as i64).await?;
+                let claimed = rows.len();
+                for row in rows {
+                    if !self.in_flight.lock().expect("lock poisoned").insert(row.request_id.clone()) {
+                        continue; // still being worked on; its step will set the next due time
+                    }
+                    let permit = Arc::clone(&permits).acquire_owned().await?;
+                    let this = Arc::clone(&self);
+                    steps.spawn(async move {
+                        let id = row.request_id.clone();
+                        let result = this.step(row).await;
+                        this.in_flight.lock().expect("lock poisoned").remove(&id);
+                        drop(permit);
+                        result.map_err(|e| e.context(format!("request {id}")))
+                    });
+                }
+                if claimed == free {
+                    continue; // there may be more due work: look again once a permit is free
+                }
+            }
+            let sleep = match self.ledger.next_due().await? {
+                Some(t) => Duration::from_millis((t - now_ms()).clamp(0, MAX_IDLE.as_millis() as i64) as u64),
+                None => MAX_IDLE,
+            };
+            let room = permits.available_permits() > 0;
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep), if room => {}
+                Some(done) = steps.join_next(), if !steps.is_empty() => log_step(done),
+            }
+        }
+        let grace = self.cfg.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(done) = steps.join_next().await {
+                log_step(done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(parked = steps.len(), "grace period over: parking unfinished steps");
+            steps.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+fn log_step(done: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "step failed; retried after its lease"),
+        Err(e) if e.is_cancelled() => {}
+        Err(e) => tracing::error!(error = %e, "step panicked"),
+    }
+}

@@ -1,0 +1,234 @@
+//! Pure mappings from what a remote answered to what should happen next, tested as tables.
+//! No I/O: the engine performs what these return.
+
+use crate::em::{DeleteAnswer, EmError, ErrorClass, Poll, Presence};
+use crate::em::codec::Task;
+use crate::event::{ErrorInfo, Outcome};
+use crate::ledger::TaskRecord;
+
+/// What should happen to a request after one remote call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// The request is over.
+    Finish {
+        outcome: Outcome,
+        error: Option<ErrorInfo>,
+        task: Option<TaskRecord>,
+        http_status: Option<u16>,
+    },
+    /// A transient failure: try the same call again later (a DELETE counts an attempt).
+    Again { error: ErrorInfo },
+    /// A task is running: poll it later.
+    Poll { task: TaskRecord, http_status: Option<u16> },
+    /// The task cannot be followed: confirm the deletion by GET on the resource.
+    Verify { task: Option<TaskRecord>, note: String },
+}
+
+/// The event's `error` for an EM failure.
+pub fn em_error_info(e: &EmError) -> ErrorInfo {
+    ErrorInfo {
+        kind: if e.status.is_some() { "http" } else { "transport" }.into(),
+        http_status: e.status,
+        code: None,
+        message: e.message.clone(),
+        request_id: None,
+    }
+}
+
+/// A task as recorded in the ledger.
+pub fn task_record(task: &Task, session: Option<&str>) -> TaskRecord {
+    let result = task.finished_result();
+    TaskRecord {
+        id: task.task_id.clone(),
+        session: session.map(str::to_string),
+        state: Some(task.state.as_str().to_string()),
+        operation: Some(task.operation.clone()).filter(|o| !o.is_empty()),
+        success: result.map(|r| r.success),
+        message: result.map(|r| r.message.clone()),
+    }
+}
+
+/// Maps a terminal-or-running task to the next step.
+fn after_task(task: &Task, session: Option<&str>, http_status: Option<u16>) -> Next {
+    let record = task_record(task, session);
+    match task.finished_result() {
+        Some(r) if r.success => Next::Finish {
+            outcome: Outcome::Deleted,
+            error: None,
+            task: Some(record),
+            http_status,
+        },
+        Some(r) => Next::Finish {
+            outcome: Outcome::TaskFailed,
+            error: Some(ErrorInfo {
+                kind: "task".into(),
+                http_status: None,
+                code: None,
+                message: r.message.clone(),
+                request_id: None,
+            }),
+            task: Some(record),
+            http_status,
+        },
+        None if task.state.is_terminal() => Next::Verify {
+            task: Some(record),
+            note: format!("task {} ended without a result", task.task_id),
+        },
+        None => Next::Poll { task: record, http_status },
+    }
+}
+
+/// After a DELETE.
+pub fn after_delete(result: Result<DeleteAnswer, EmError>) -> Next {
+    match result {
+        Ok(DeleteAnswer::Done { status }) => Next::Finish {
+            outcome: Outcome::Deleted,
+            error: None,
+            task: None,
+            http_status: Some(status),
+        },
+        Ok(DeleteAnswer::Task { task, session, status }) => after_task(&task, Some(&session), Some(status)),
+        Err(e) => match e.class {
+            ErrorClass::NotFound => Next::Finish {
+                outcome: Outcome::AlreadyAbsent,
+                error: Some(em_error_info(&e)),
+                task: None,
+                http_status: e.status,
+            },
+            ErrorClass::Permanent | ErrorClass::Unauthorized => Next::Finish {
+                outcome: Outcome::Refused,
+                error: Some(em_error_info(&e)),
+                task: None,
+                http_status: e.status,
+            },
+            ErrorClass::Transient => Next::Again { error: em_error_info(&e) },
+        },
+    }
+}
+
+/// After polling a task.
+pub fn after_poll(result: Result<Poll, EmError>) -> Next {
+    match result {
+        Ok(Poll::Task(task)) => after_task(&task, None, None),
+        Ok(Poll::SessionLost) => Next::Verify {
+            task: None,
+            note: "the task's logon session is gone".into(),
+        },
+        // The task cannot be read for a reason other than a transient one: confirm by GET.
+        Err(e) if !e.is_transient() => Next::Verify {
+            task: None,
+            note: format!("task unreadable: {e}"),
+        },
+        Err(e) => Next::Again { error: em_error_info(&e) },
+    }
+}
+
+/// After a verification GET on the deleted resource.
+pub fn after_verify(result: Result<Presence, EmError>) -> Next {
+    match result {
+        Ok(Presence::Absent) | Err(EmError { class: ErrorClass::NotFound, .. }) => Next::Finish {
+            outcome: Outcome::Deleted,
+            error: None,
+            task: None,
+            http_status: None,
+        },
+        Ok(Presence::Present) => Next::Again {
+            error: ErrorInfo {
+                kind: "verification".into(),
+                message: "the resource still exists".into(),
+                ..Default::default()
+            },
+        },
+        Err(e) => Next::Again { error: em_error_info(&e) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::em::codec::{TaskResult, TaskState};
+
+    fn task(state: TaskState, result: Option<(bool, &str)>) -> Task {
+        Task {
+            task_id: "task-1".into(),
+            state,
+            operation: "DeleteJob".into(),
+            result: result.map(|(success, m)| TaskResult { success, message: m.into() }),
+            href: None,
+            links: vec![],
+        }
+    }
+
+    fn err(status: u16, class: ErrorClass) -> EmError {
+        EmError { class, status: Some(status), message: format!("m{status}"), retry_after: None }
+    }
+
+    fn outcome(n: &Next) -> Option<Outcome> {
+        match n {
+            Next::Finish { outcome, .. } => Some(*outcome),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn delete_answers_map_to_outcomes() {
+        use crate::em::error::classify;
+        let table: Vec<(u16, Option<Outcome>)> = vec![
+            (400, Some(Outcome::Refused)),
+            (403, Some(Outcome::Refused)),
+            (404, Some(Outcome::AlreadyAbsent)),
+            (405, Some(Outcome::Refused)),
+            (501, Some(Outcome::Refused)),
+            (500, None),
+            (502, None),
+            (503, None),
+            (504, None),
+            (429, None),
+        ];
+        for (status, want) in table {
+            let next = after_delete(Err(err(status, classify(status))));
+            assert_eq!(outcome(&next), want, "status {status}: {next:?}");
+            if want.is_none() {
+                assert!(matches!(next, Next::Again { .. }), "status {status} is retried");
+            }
+        }
+        let refused = after_delete(Err(err(400, ErrorClass::Permanent)));
+        let Next::Finish { error: Some(e), .. } = refused else { panic!() };
+        assert_eq!(e.message, "m400", "EM's Message is carried");
+        assert!(matches!(
+            after_delete(Err(EmError::transport("connection refused"))),
+            Next::Again { .. }
+        ));
+        assert_eq!(outcome(&after_delete(Ok(DeleteAnswer::Done { status: 204 }))), Some(Outcome::Deleted));
+    }
+
+    #[test]
+    fn tasks_map_by_state_and_result() {
+        let accepted = |t| after_delete(Ok(DeleteAnswer::Task { task: t, session: "s1".into(), status: 202 }));
+        let running = accepted(task(TaskState::Running, None));
+        let Next::Poll { task, http_status } = running else { panic!("{running:?}") };
+        assert_eq!(task.session.as_deref(), Some("s1"));
+        assert_eq!(http_status, Some(202));
+        assert_eq!(outcome(&accepted(task(TaskState::Finished, Some((true, "Ok"))))), Some(Outcome::Deleted));
+        assert_eq!(
+            outcome(&after_poll(Ok(Poll::Task(task(TaskState::OperationFinished, Some((true, "Ok"))))))),
+            Some(Outcome::Deleted),
+            "OperationFinished with a Result is terminal"
+        );
+        let failed = after_poll(Ok(Poll::Task(task(TaskState::Finished, Some((false, "locked"))))));
+        let Next::Finish { outcome, error: Some(e), .. } = failed else { panic!() };
+        assert_eq!(outcome, Outcome::TaskFailed);
+        assert_eq!(e.message, "locked");
+        assert!(matches!(after_poll(Ok(Poll::Task(task(TaskState::Finished, None)))), Next::Verify { .. }));
+        assert!(matches!(after_poll(Ok(Poll::Task(task(TaskState::parse("Queued"), None)))), Next::Poll { .. }));
+        assert!(matches!(after_poll(Ok(Poll::SessionLost)), Next::Verify { .. }));
+        assert!(matches!(after_poll(Err(err(503, ErrorClass::Transient))), Next::Again { .. }));
+    }
+
+    #[test]
+    fn verification_ends_on_404_only() {
+        assert_eq!(outcome(&after_verify(Ok(Presence::Absent))), Some(Outcome::Deleted));
+        assert!(matches!(after_verify(Ok(Presence::Present)), Next::Again { .. }));
+        assert!(matches!(after_verify(Err(err(502, ErrorClass::Transient))), Next::Again { .. }));
+    }
+}

@@ -1,0 +1,316 @@
+//! One step of one request: dispatch (DELETE), poll (task), or verify (GET), with the ledger
+//! committed before and after each remote side effect (design 2.2).
+
+use super::{Engine, LEASE, Next};
+use crate::em::EmClient;
+use crate::event::{CloudEvent, ErrorInfo, EventData, Outcome, TaskInfo, ms_to_time};
+use crate::ledger::{Change, Finish, NewEvent, RequestRow, State, TaskRecord, now_ms};
+use crate::request::{System, Target};
+use std::sync::Arc;
+
+/// The stable id of a request's outcome event.
+pub fn outcome_event_id(request_id: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("outcome:{request_id}").as_bytes()).to_string()
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl Engine {
+    /// Moves one claimed request one step.
+    pub(super) async fn step(&self, row: RequestRow) -> anyhow::Result<()> {
+        let target = serde_json::from_str(&row.target)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Target::from_wire(&v));
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => {
+                let error = unsupported(format!("stored target is unreadable: {e}"));
+                return self.finish(&row, Outcome::Refused, Some(error), None, None).await;
+            }
+        };
+        match row.state() {
+            State::Accepted | State::RetryWait | State::Submitting => self.dispatch(row, target).await,
+            State::Polling => self.poll(row).await,
+            State::Verifying => self.verify(row, target).await,
+            State::Succeeded | State::Failed => Ok(()),
+        }
+    }
+
+    fn em_client(&self, row: &RequestRow) -> Result<&Arc<EmClient>, ErrorInfo> {
+        self.em.get(&row.endpoint).ok_or_else(|| {
+            unsupported(if self.em.is_empty() {
+                "no Enterprise Manager endpoint is configured (set REAPER_EM_URL)".to_string()
+            } else {
+                format!("unknown endpoint `{}`", row.endpoint)
+            })
+        })
+    }
+
+    async fn dispatch(&self, row: RequestRow, target: Target) -> anyhow::Result<()> {
+        let now = now_ms();
+        if row.not_after.is_some_and(|t| t <= now) {
+            let error = ErrorInfo {
+                kind: "expired".into(),
+                message: "not_after passed before the request could be sent".into(),
+                ..Default::default()
+            };
+            return self.finish(&row, Outcome::Expired, Some(error), None, None).await;
+        }
+        if row.attempts >= i64::from(self.cfg.max_attempts) {
+            let error = last_error(&row);
+            return self.finish(&row, Outcome::RetriesExhausted, error, None, None).await;
+        }
+        let client = match target.system() {
+            System::Em => match self.em_client(&row) {
+                Ok(c) => Arc::clone(c),
+                Err(error) => return self.finish(&row, Outcome::Refused, Some(error), None, None).await,
+            },
+            System::Dcs => {
+                let error = unsupported(format!("target type {} is not supported yet", target.type_name()));
+                return self.finish(&row, Outcome::Refused, Some(error), None, None).await;
+            }
+        };
+        let attempt = self.ledger.begin_attempt(&row.request_id, now, now + ms(LEASE)).await?;
+        let row = RequestRow { attempts: i64::from(attempt), ..row };
+        let next = super::after_delete(client.delete(&target.path()).await);
+        let now = now_ms();
+        match next {
+            Next::Finish { outcome, error, task, http_status } => {
+                self.finish(&row, outcome, error, task, http_status).await
+            }
+            Next::Again { error } if attempt >= self.cfg.max_attempts => {
+                self.finish(&row, Outcome::RetriesExhausted, Some(error), None, None).await
+            }
+            Next::Again { error } => {
+                let change = Change {
+                    last_error: Some(json(&error)),
+                    ..Change::to(State::RetryWait, format!("attempt {attempt} failed: {}", error.message))
+                        .due(now + ms(self.cfg.retry.delay(attempt)))
+                };
+                self.ledger.advance(&row.request_id, &change, now, None).await
+            }
+            Next::Poll { task, http_status } => {
+                let notice = self.cfg.publish_submitted.then(|| self.submitted_event(&row, &task, now));
+                let change = Change {
+                    submitted_at: Some(now),
+                    http_status,
+                    note: format!("task {} recorded", task.id),
+                    task: Some(task),
+                    ..Change::to(State::Polling, "").due(now + ms(self.cfg.poll.delay(1)))
+                };
+                self.ledger.advance(&row.request_id, &change, now, notice.as_ref()).await?;
+                if notice.is_some() {
+                    self.outbox_wake.notify_one();
+                }
+                Ok(())
+            }
+            Next::Verify { task, note } => {
+                let change = Change {
+                    submitted_at: Some(now),
+                    task,
+                    ..Change::to(State::Verifying, note).due(now)
+                };
+                self.ledger.advance(&row.request_id, &change, now, None).await
+            }
+        }
+    }
+
+    async fn poll(&self, row: RequestRow) -> anyhow::Result<()> {
+        if self.past_task_timeout(&row) {
+            return self.timed_out(&row).await;
+        }
+        let (Some(task_id), Some(session)) = (row.task_id.clone(), row.task_session.clone()) else {
+            return self.move_to_verify(&row, "no task recorded").await;
+        };
+        let client = match self.em_client(&row) {
+            Ok(c) => Arc::clone(c),
+            Err(error) => return self.finish(&row, Outcome::Refused, Some(error), None, None).await,
+        };
+        let next = super::after_poll(client.get_task(&task_id, &session).await);
+        self.after_follow_up(&row, State::Polling, next).await
+    }
+
+    async fn verify(&self, row: RequestRow, target: Target) -> anyhow::Result<()> {
+        if self.past_task_timeout(&row) {
+            return self.timed_out(&row).await;
+        }
+        let client = match self.em_client(&row) {
+            Ok(c) => Arc::clone(c),
+            Err(error) => return self.finish(&row, Outcome::Refused, Some(error), None, None).await,
+        };
+        let next = super::after_verify(client.presence(&target.path()).await);
+        self.after_follow_up(&row, State::Verifying, next).await
+    }
+
+    /// Applies the result of a poll or a verification.
+    async fn after_follow_up(&self, row: &RequestRow, state: State, next: Next) -> anyhow::Result<()> {
+        let now = now_ms();
+        let later = now + ms(self.cfg.poll.delay(row.poll_count as u32 + 1));
+        match next {
+            Next::Finish { outcome, error, task, .. } => self.finish(row, outcome, error, task, None).await,
+            Next::Poll { task, .. } => {
+                let change = Change { task: Some(task), count_poll: true, ..Change::to(state, "still running").due(later) };
+                self.ledger.advance(&row.request_id, &change, now, None).await
+            }
+            Next::Again { error } => {
+                let change = Change {
+                    last_error: Some(json(&error)),
+                    count_poll: true,
+                    ..Change::to(state, error.message.clone()).due(later)
+                };
+                self.ledger.advance(&row.request_id, &change, now, None).await
+            }
+            Next::Verify { task, note } => {
+                let change = Change { task, ..Change::to(State::Verifying, note).due(now) };
+                self.ledger.advance(&row.request_id, &change, now, None).await
+            }
+        }
+    }
+
+    async fn move_to_verify(&self, row: &RequestRow, note: &str) -> anyhow::Result<()> {
+        let now = now_ms();
+        let change = Change::to(State::Verifying, note).due(now);
+        self.ledger.advance(&row.request_id, &change, now, None).await
+    }
+
+    fn past_task_timeout(&self, row: &RequestRow) -> bool {
+        let started = row.submitted_at.unwrap_or(row.received_at);
+        now_ms() - started > ms(self.cfg.task_timeout)
+    }
+
+    async fn timed_out(&self, row: &RequestRow) -> anyhow::Result<()> {
+        let error = ErrorInfo {
+            kind: "timeout".into(),
+            message: format!(
+                "the task did not end within {}",
+                humantime::format_duration(self.cfg.task_timeout)
+            ),
+            ..Default::default()
+        };
+        self.finish(row, Outcome::TimedOut, Some(error), None, None).await
+    }
+
+    /// Ends a request: final state and its event, in one transaction.
+    async fn finish(
+        &self,
+        row: &RequestRow,
+        outcome: Outcome,
+        error: Option<ErrorInfo>,
+        task: Option<TaskRecord>,
+        http_status: Option<u16>,
+    ) -> anyhow::Result<()> {
+        let now = now_ms();
+        let success = outcome.is_success(self.cfg.already_absent_is_success);
+        let state = if success { State::Succeeded } else { State::Failed };
+        let event = self.outcome_event(row, outcome, error.clone(), task.clone(), http_status, now);
+        let change = Change {
+            task,
+            http_status,
+            last_error: error.as_ref().map(json),
+            submitted_at: None,
+            ..Change::to(state, error.map(|e| e.message).unwrap_or_default())
+        };
+        let finish = Finish {
+            outcome: outcome.as_str().into(),
+            finished_at: now,
+            event_id: event.id.clone(),
+            routing_key: event.routing_key().to_string(),
+            payload: event.to_json(),
+        };
+        self.ledger.finish(&row.request_id, &change, &finish).await?;
+        tracing::debug!(request_id = %row.request_id, outcome = outcome.as_str(), "request finished");
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    fn event_data(&self, row: &RequestRow, outcome: Outcome, task: Option<TaskRecord>, now: i64) -> EventData {
+        let task = task.map(|t| TaskInfo {
+            id: t.id,
+            state: t.state.or_else(|| row.task_state.clone()),
+            operation: t.operation.or_else(|| row.task_operation.clone()),
+            success: t.success.or(row.task_success),
+            message: t.message.or_else(|| row.task_message.clone()),
+        });
+        let task = task.or_else(|| {
+            row.task_id.clone().map(|id| TaskInfo {
+                id,
+                state: row.task_state.clone(),
+                operation: row.task_operation.clone(),
+                success: row.task_success,
+                message: row.task_message.clone(),
+            })
+        });
+        EventData {
+            request_id: Some(row.request_id.clone()),
+            correlation_id: row.correlation_id.clone(),
+            batch_id: row.batch_id.clone(),
+            target: serde_json::from_str(&row.target).ok(),
+            outcome,
+            task,
+            http_status: row.http_status.map(|s| s as u16),
+            attempts: row.attempts as u32,
+            error: None,
+            received_at: Some(ms_to_time(row.received_at)),
+            submitted_at: row.submitted_at.map(ms_to_time),
+            finished_at: Some(ms_to_time(now)),
+        }
+    }
+
+    fn outcome_event(
+        &self,
+        row: &RequestRow,
+        outcome: Outcome,
+        error: Option<ErrorInfo>,
+        task: Option<TaskRecord>,
+        http_status: Option<u16>,
+        now: i64,
+    ) -> CloudEvent {
+        let mut data = self.event_data(row, outcome, task, now);
+        data.error = error;
+        data.http_status = http_status.or(data.http_status);
+        if data.submitted_at.is_none() && data.http_status.is_some() {
+            data.submitted_at = Some(ms_to_time(now));
+        }
+        CloudEvent::outcome(
+            outcome_event_id(&row.request_id),
+            &self.cfg.worker_name,
+            data,
+            self.cfg.already_absent_is_success,
+        )
+    }
+
+    /// The optional `delete.submitted` notice, when the remote task is recorded.
+    fn submitted_event(&self, row: &RequestRow, task: &TaskRecord, now: i64) -> NewEvent {
+        let mut data = self.event_data(row, Outcome::Deleted, Some(task.clone()), now);
+        data.finished_at = None;
+        data.submitted_at = Some(ms_to_time(now));
+        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("submitted:{}", row.request_id).as_bytes())
+            .to_string();
+        let mut ev = CloudEvent::outcome(id.clone(), &self.cfg.worker_name, data, true);
+        ev.kind = "reaper.delete.submitted".into();
+        NewEvent {
+            event_id: id,
+            request_id: Some(row.request_id.clone()),
+            routing_key: "delete.submitted".into(),
+            payload: ev.to_json(),
+        }
+    }
+}
+
+fn unsupported(message: String) -> ErrorInfo {
+    ErrorInfo {
+        kind: "unsupported".into(),
+        message,
+        ..Default::default()
+    }
+}
+
+fn last_error(row: &RequestRow) -> Option<ErrorInfo> {
+    row.last_error.as_deref().and_then(|s| serde_json::from_str(s).ok())
+}
+
+fn json(e: &ErrorInfo) -> String {
+    serde_json::to_string(e).expect("an ErrorInfo always serialises")
+}

@@ -1,0 +1,197 @@
+//! The outcome event contract (design 1.3): CloudEvents 1.0 JSON on the events exchange.
+//! Pure data: built by the engine from a ledger row, stored in the outbox, published as is.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The remote confirmed the deletion.
+    Deleted,
+    /// The resource was not there (404 on delete or on verification).
+    AlreadyAbsent,
+    /// The remote task finished with `Success=false`.
+    TaskFailed,
+    /// A permanent HTTP error (400/403/405/…), or a target type not supported.
+    Refused,
+    /// Transient errors until `max_attempts`.
+    RetriesExhausted,
+    /// The remote task ran past its limit.
+    TimedOut,
+    /// `not_after` passed before the request was sent.
+    Expired,
+    /// The request could not be accepted.
+    Invalid,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Deleted => "deleted",
+            Outcome::AlreadyAbsent => "already_absent",
+            Outcome::TaskFailed => "task_failed",
+            Outcome::Refused => "refused",
+            Outcome::RetriesExhausted => "retries_exhausted",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Expired => "expired",
+            Outcome::Invalid => "invalid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
+    /// Whether this outcome counts as success. `already_absent` does unless the operator
+    /// configured otherwise.
+    pub fn is_success(self, already_absent_is_success: bool) -> bool {
+        match self {
+            Outcome::Deleted => true,
+            Outcome::AlreadyAbsent => already_absent_is_success,
+            _ => false,
+        }
+    }
+}
+
+/// The remote task as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TaskInfo {
+    pub id: String,
+    pub state: Option<String>,
+    pub operation: Option<String>,
+    pub success: Option<bool>,
+    pub message: Option<String>,
+}
+
+/// What the remote (or reaper) said went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ErrorInfo {
+    /// `http`, `task`, `transport`, `unsupported`, `expired`, `timeout`, `invalid`, …
+    pub kind: String,
+    pub http_status: Option<u16>,
+    /// EM has none; DCS `error_code` (e.g. `DCS.4957`).
+    pub code: Option<String>,
+    pub message: String,
+    /// DCS `X-Request-Id` of the failed answer, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The `data` of an outcome event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventData {
+    pub request_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub target: Option<serde_json::Value>,
+    pub outcome: Outcome,
+    pub task: Option<TaskInfo>,
+    pub http_status: Option<u16>,
+    pub attempts: u32,
+    pub error: Option<ErrorInfo>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A CloudEvents 1.0 envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent {
+    pub specversion: String,
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub subject: Option<String>,
+    pub time: DateTime<Utc>,
+    pub datacontenttype: String,
+    pub data: EventData,
+}
+
+/// The AMQP content type of a structured-mode CloudEvent.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+
+impl CloudEvent {
+    /// Builds the outcome event for `data`, with the stable `id` of that outcome.
+    pub fn outcome(
+        id: String,
+        worker: &str,
+        data: EventData,
+        already_absent_is_success: bool,
+    ) -> Self {
+        let kind = if data.outcome.is_success(already_absent_is_success) {
+            "reaper.delete.succeeded"
+        } else {
+            "reaper.delete.failed"
+        };
+        CloudEvent {
+            specversion: "1.0".into(),
+            id,
+            source: format!("reaper/{worker}"),
+            kind: kind.into(),
+            subject: data.request_id.clone(),
+            time: data.finished_at.unwrap_or_else(Utc::now),
+            datacontenttype: "application/json".into(),
+            data,
+        }
+    }
+
+    /// The routing key: the type without its `reaper.` prefix (`delete.succeeded`, …).
+    pub fn routing_key(&self) -> &str {
+        self.kind.strip_prefix("reaper.").unwrap_or(&self.kind)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an event always serialises")
+    }
+}
+
+/// Converts ledger milliseconds to a UTC time.
+pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_and_failure_pick_type_and_routing_key() {
+        let data = |outcome| EventData {
+            request_id: Some("r-1".into()),
+            correlation_id: None,
+            batch_id: None,
+            target: None,
+            outcome,
+            task: None,
+            http_status: None,
+            attempts: 1,
+            error: None,
+            received_at: None,
+            submitted_at: None,
+            finished_at: Some(ms_to_time(0)),
+        };
+        let ok = CloudEvent::outcome("e".into(), "w1", data(Outcome::Deleted), true);
+        assert_eq!(ok.routing_key(), "delete.succeeded");
+        assert_eq!(ok.source, "reaper/w1");
+        let absent = CloudEvent::outcome("e".into(), "w1", data(Outcome::AlreadyAbsent), false);
+        assert_eq!(absent.routing_key(), "delete.failed");
+        let json: serde_json::Value =
+            serde_json::from_str(&CloudEvent::outcome("e".into(), "w", data(Outcome::TimedOut), true).to_json())
+                .unwrap();
+        assert_eq!(json["type"], "reaper.delete.failed");
+        assert_eq!(json["data"]["outcome"], "timed_out");
+        assert_eq!(json["specversion"], "1.0");
+        assert_eq!(json["subject"], "r-1");
+    }
+
+    #[test]
+    fn outcomes_parse_from_their_names() {
+        for o in [Outcome::Deleted, Outcome::AlreadyAbsent, Outcome::RetriesExhausted] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(Outcome::parse("nope"), None);
+    }
+}

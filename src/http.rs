@@ -1,0 +1,107 @@
+//! HTTP plumbing shared by the EM and DCS clients: the `reqwest` client with its TLS trust
+//! and timeouts, `Retry-After` parsing, and error text that never carries a credential.
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// TLS trust and timeouts of one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// A PEM bundle of private CAs trusted in addition to the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification. Only by explicit opt-in; logged as a warning.
+    pub insecure_tls: bool,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            ca_file: None,
+            insecure_tls: false,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Builds a client: system roots (plus `ca_file`), HTTPS verification on unless opted out,
+/// no cookie store (EM lets a cookie override the token header), no redirects to follow blindly.
+pub fn client(s: &HttpSettings) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(s.connect_timeout)
+        .timeout(s.request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("reaper/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &s.ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading the CA file {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("parsing the CA file {} as PEM", path.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "no certificate in {}", path.display());
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if s.insecure_tls {
+        tracing::warn!("TLS certificate verification is OFF for this endpoint (insecure_tls)");
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    b.build().context("building the HTTP client")
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date. A date in the past is zero.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(3600)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(3600)),
+    )
+}
+
+/// A transport error as text: what failed, without the URL's query or any header.
+pub fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the answer failed"
+    } else {
+        "request failed"
+    };
+    let mut msg = what.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        let d = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(d > Duration::from_secs(110) && d <= Duration::from_secs(120), "{d:?}");
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

@@ -1,0 +1,451 @@
+//! The SQLite ledger: one row per request, its transitions, and the outbox of events not yet
+//! confirmed by the broker. The source of truth: after a crash everything resumes from here.
+//!
+//! One logical step is one transaction. Knows nothing of HTTP, AMQP or event formats: it
+//! stores what the engine hands it. Times are Unix milliseconds.
+
+mod outbox;
+mod report;
+
+pub use outbox::OutboxRow;
+pub use report::{ReportRow, StateCount, Transition};
+
+use crate::request::DeleteRequest;
+use anyhow::Context;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::path::Path;
+use std::time::Duration;
+
+/// A request's state (design 1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Accepted,
+    Submitting,
+    RetryWait,
+    Polling,
+    Verifying,
+    Succeeded,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Accepted => "accepted",
+            State::Submitting => "submitting",
+            State::RetryWait => "retry_wait",
+            State::Polling => "polling",
+            State::Verifying => "verifying",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "accepted" => State::Accepted,
+            "submitting" => State::Submitting,
+            "retry_wait" => State::RetryWait,
+            "polling" => State::Polling,
+            "verifying" => State::Verifying,
+            "succeeded" => State::Succeeded,
+            "failed" => State::Failed,
+            _ => return None,
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Succeeded | State::Failed)
+    }
+}
+
+/// A request row as stored.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RequestRow {
+    pub request_id: String,
+    pub target_type: String,
+    pub target: String,
+    pub endpoint: String,
+    pub correlation_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub not_after: Option<i64>,
+    pub state: String,
+    pub due_at: Option<i64>,
+    pub attempts: i64,
+    pub poll_count: i64,
+    pub task_id: Option<String>,
+    pub task_session: Option<String>,
+    pub task_state: Option<String>,
+    pub task_operation: Option<String>,
+    pub task_success: Option<bool>,
+    pub task_message: Option<String>,
+    pub http_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub outcome: Option<String>,
+    pub event_id: Option<String>,
+    pub received_at: i64,
+    pub submitted_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl RequestRow {
+    pub fn state(&self) -> State {
+        State::parse(&self.state).unwrap_or(State::Failed)
+    }
+}
+
+/// The remote task as last seen, to record on a row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskRecord {
+    pub id: String,
+    pub session: Option<String>,
+    pub state: Option<String>,
+    pub operation: Option<String>,
+    pub success: Option<bool>,
+    pub message: Option<String>,
+}
+
+/// One step of a request: its new state and what changed. `None` fields keep their value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub state: State,
+    /// When the engine next acts on it; ignored (cleared) for final states.
+    pub due_at: Option<i64>,
+    pub task: Option<TaskRecord>,
+    pub http_status: Option<u16>,
+    /// JSON of the last error.
+    pub last_error: Option<String>,
+    /// Set once, when the DELETE was answered with a task or a final answer.
+    pub submitted_at: Option<i64>,
+    /// Count one more poll (or verification).
+    pub count_poll: bool,
+    /// A short human note for the history.
+    pub note: String,
+}
+
+impl Change {
+    pub fn to(state: State, note: impl Into<String>) -> Self {
+        Change {
+            state,
+            due_at: None,
+            task: None,
+            http_status: None,
+            last_error: None,
+            submitted_at: None,
+            count_poll: false,
+            note: note.into(),
+        }
+    }
+    pub fn due(mut self, at: i64) -> Self {
+        self.due_at = Some(at);
+        self
+    }
+}
+
+/// A final step: the outcome and its event, written in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    pub outcome: String,
+    pub finished_at: i64,
+    pub event_id: String,
+    pub routing_key: String,
+    pub payload: String,
+}
+
+/// An event to put in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub request_id: Option<String>,
+    pub routing_key: String,
+    pub payload: String,
+}
+
+/// What intake found when recording a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intake {
+    /// A new request, now `accepted`.
+    New,
+    /// The same request again. When it had already ended, its event was queued again.
+    Duplicate { republished: bool },
+    /// The same id with a different target: refused, the first request is untouched.
+    Conflict { existing_target: String },
+}
+
+/// The ledger. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    pool: SqlitePool,
+}
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger file and runs the embedded migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("opening the ledger {}", path.display()))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating the ledger {}", path.display()))?;
+        Ok(Ledger { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Records a request (idempotent on `request_id`). Committed before the delivery is acked.
+    pub async fn accept(&self, req: &DeleteRequest, endpoint: &str, now: i64) -> anyhow::Result<Intake> {
+        let target = req.target.to_wire().to_string();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO requests (request_id, target_type, target, endpoint, correlation_id,
+                 batch_id, not_after, state, due_at, received_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
+             ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(req.request_id.as_str())
+        .bind(req.target.type_name())
+        .bind(&target)
+        .bind(endpoint)
+        .bind(&req.correlation_id)
+        .bind(&req.batch_id)
+        .bind(req.not_after.map(|t| t.timestamp_millis()))
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            log_transition(&mut tx, req.request_id.as_str(), now, State::Accepted, "received").await?;
+            tx.commit().await?;
+            return Ok(Intake::New);
+        }
+        let row = sqlx::query("SELECT target, state, event_id FROM requests WHERE request_id = ?")
+            .bind(req.request_id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        let existing: String = row.get("target");
+        let same = serde_json::from_str::<serde_json::Value>(&existing)
+            .map(|v| v == req.target.to_wire())
+            .unwrap_or(false);
+        if !same {
+            return Ok(Intake::Conflict { existing_target: existing });
+        }
+        let event_id: Option<String> = row.get("event_id");
+        let republished = match event_id {
+            Some(id) => outbox::requeue(&mut tx, &id, now).await?,
+            None => false,
+        };
+        tx.commit().await?;
+        Ok(Intake::Duplicate { republished })
+    }
+
+    /// Puts an event in the outbox on its own: an `invalid` event (no request row), or a
+    /// `delete.submitted` notice.
+    pub async fn add_event(&self, event: &NewEvent, now: i64) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        outbox::insert(&mut tx, event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` rows that are due, leasing them until `lease_until` so that the
+    /// scheduler does not hand them out twice. The engine sets the real next due time.
+    pub async fn claim_due(&self, now: i64, limit: u32, lease_until: i64) -> anyhow::Result<Vec<RequestRow>> {
+        let rows = sqlx::query_as::<_, RequestRow>(
+            "UPDATE requests SET due_at = ?
+             WHERE request_id IN (SELECT request_id FROM requests
+                                  WHERE due_at IS NOT NULL AND due_at <= ?
+                                  ORDER BY due_at LIMIT ?)
+             RETURNING *",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// The earliest due time of any unfinished request.
+    pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v)
+    }
+
+    /// Unfinished requests (the backlog).
+    pub async fn backlog(&self) -> anyhow::Result<u64> {
+        let v: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE due_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v as u64)
+    }
+
+    /// At start-up: releases the leases of a previous process, so every unfinished request is
+    /// due now (a `retry_wait` keeps its back-off, capped at `max_wait_ms`). Returns how many.
+    pub async fn resume(&self, now: i64, max_wait_ms: i64) -> anyhow::Result<u64> {
+        let n = sqlx::query(
+            "UPDATE requests SET due_at = CASE
+                 WHEN state = 'retry_wait' THEN MIN(due_at, ?) ELSE ? END
+             WHERE due_at IS NOT NULL",
+        )
+        .bind(now + max_wait_ms)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    /// Marks a request `submitting` and counts the attempt, before the DELETE is sent.
+    /// Returns the attempt number.
+    pub async fn begin_attempt(&self, request_id: &str, now: i64, lease_until: i64) -> anyhow::Result<u32> {
+        let mut tx = self.pool.begin().await?;
+        let attempts: i64 = sqlx::query_scalar(
+            "UPDATE requests SET state = 'submitting', attempts = attempts + 1, due_at = ?,
+                 updated_at = ? WHERE request_id = ? RETURNING attempts",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(request_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        log_transition(&mut tx, request_id, now, State::Submitting, &format!("attempt {attempts}")).await?;
+        tx.commit().await?;
+        Ok(attempts as u32)
+    }
+
+    /// Applies one non-final step, with an optional notice event (`delete.submitted`).
+    pub async fn advance(
+        &self,
+        request_id: &str,
+        change: &Change,
+        now: i64,
+        notice: Option<&NewEvent>,
+    ) -> anyhow::Result<()> {
+        debug_assert!(!change.state.is_final(), "final steps go through finish()");
+        let mut tx = self.pool.begin().await?;
+        apply(&mut tx, request_id, change, now, None).await?;
+        if let Some(e) = notice {
+            outbox::insert(&mut tx, e, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies a final step and writes its event to the outbox, in one transaction.
+    pub async fn finish(&self, request_id: &str, change: &Change, finish: &Finish) -> anyhow::Result<()> {
+        debug_assert!(change.state.is_final());
+        let mut tx = self.pool.begin().await?;
+        apply(&mut tx, request_id, change, finish.finished_at, Some(finish)).await?;
+        let event = NewEvent {
+            event_id: finish.event_id.clone(),
+            request_id: Some(request_id.to_string()),
+            routing_key: finish.routing_key.clone(),
+            payload: finish.payload.clone(),
+        };
+        outbox::insert(&mut tx, &event, finish.finished_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One request as stored.
+    pub async fn get(&self, request_id: &str) -> anyhow::Result<Option<RequestRow>> {
+        Ok(sqlx::query_as::<_, RequestRow>("SELECT * FROM requests WHERE request_id = ?")
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}
+
+async fn apply(
+    tx: &mut Transaction<'_, Sqlite>,
+    request_id: &str,
+    c: &Change,
+    now: i64,
+    finish: Option<&Finish>,
+) -> anyhow::Result<()> {
+    let t = c.task.as_ref();
+    let due_at = if c.state.is_final() { None } else { c.due_at };
+    let updated = sqlx::query(
+        "UPDATE requests SET state = ?, due_at = ?,
+             task_id = COALESCE(?, task_id), task_session = COALESCE(?, task_session),
+             task_state = COALESCE(?, task_state), task_operation = COALESCE(?, task_operation),
+             task_success = COALESCE(?, task_success), task_message = COALESCE(?, task_message),
+             http_status = COALESCE(?, http_status), last_error = COALESCE(?, last_error),
+             submitted_at = COALESCE(submitted_at, ?),
+             poll_count = poll_count + ?,
+             outcome = COALESCE(?, outcome), event_id = COALESCE(?, event_id),
+             finished_at = COALESCE(?, finished_at), updated_at = ?
+         WHERE request_id = ?",
+    )
+    .bind(c.state.as_str())
+    .bind(due_at)
+    .bind(t.map(|t| t.id.clone()))
+    .bind(t.and_then(|t| t.session.clone()))
+    .bind(t.and_then(|t| t.state.clone()))
+    .bind(t.and_then(|t| t.operation.clone()))
+    .bind(t.and_then(|t| t.success))
+    .bind(t.and_then(|t| t.message.clone()))
+    .bind(c.http_status.map(i64::from))
+    .bind(&c.last_error)
+    .bind(c.submitted_at)
+    .bind(i64::from(c.count_poll))
+    .bind(finish.map(|f| f.outcome.clone()))
+    .bind(finish.map(|f| f.event_id.clone()))
+    .bind(finish.map(|f| f.finished_at))
+    .bind(now)
+    .bind(request_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    anyhow::ensure!(updated == 1, "request {request_id} is not in the ledger");
+    let note = match finish {
+        Some(f) => format!("{}: {}", f.outcome, c.note),
+        None => c.note.clone(),
+    };
+    log_transition(tx, request_id, now, c.state, &note).await
+}
+
+async fn log_transition(
+    tx: &mut Transaction<'_, Sqlite>,
+    request_id: &str,
+    at: i64,
+    state: State,
+    note: &str,
+) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO transitions (request_id, at, state, note) VALUES (?, ?, ?, ?)")
+        .bind(request_id)
+        .bind(at)
+        .bind(state.as_str())
+        .bind(note)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,30 @@
+//! reaper — a bulk-deletion worker.
+//!
+//! Delete requests arrive on RabbitMQ; each becomes the right DELETE call against Veeam
+//! Backup Enterprise Manager (or, later, Huawei DCS), rate-limited per endpoint, recorded in
+//! a SQLite ledger, followed to its end, and answered with exactly one outcome event.
+//!
+//! Map of the modules (dependencies point downwards):
+//! - [`cli`]: the subcommands (`run`, `simulate`, `demo`, `enqueue`, `status`, `report`).
+//! - [`engine`]: the dispatcher, poller and verifier driven by the ledger, and the worker wiring.
+//! - [`broker`]: RabbitMQ topology, intake (consumer) and the outbox publisher.
+//! - [`ledger`]: the SQLite ledger and outbox.
+//! - [`em`]: the Enterprise Manager client and wire codecs.
+//! - [`limit`], [`retry`], [`http`]: call budgets, backoff policy, HTTP plumbing.
+//! - [`request`], [`event`]: the message contracts.
+//! - [`config`]: the typed configuration.
+//! - [`sim`]: the EM simulator used by `simulate`, `demo` and the tests.
+#![deny(unsafe_code)]
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod em;
+pub mod engine;
+pub mod event;
+pub mod http;
+pub mod ledger;
+pub mod limit;
+pub mod request;
+pub mod retry;
+pub mod sim;

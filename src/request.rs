@@ -1,0 +1,367 @@
+//! The delete request contract (design 1.2): the wire schema, and its decoding and validation
+//! into domain types. Everything past this module trusts a [`DeleteRequest`]: a [`Target`]
+//! that exists is valid, and every id in it is safe to put into a URL path.
+//!
+//! Knows nothing of AMQP, HTTP or the ledger.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Largest accepted message body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Why a message could not become a [`DeleteRequest`]. Carries the request id when one could
+/// be read, so that an `invalid` event can be published for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Rejection {
+    pub request_id: Option<RequestId>,
+    pub reason: String,
+}
+
+/// The idempotency key: 1–128 characters of `[A-Za-z0-9._:-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 128 {
+            return Err(format!(
+                "request_id must be 1-128 characters, got {}",
+                s.len()
+            ));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+        {
+            return Err(format!(
+                "request_id may only contain [A-Za-z0-9._:-], found {c:?}"
+            ));
+        }
+        Ok(RequestId(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An EM entity id: a bare, lower-case GUID (a `urn:veeam:<Type>:<guid>` is normalised).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Guid(String);
+
+impl Guid {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let bare = if s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:") {
+            s.rsplit(':').next().unwrap_or_default()
+        } else {
+            s
+        };
+        uuid::Uuid::try_parse(bare)
+            .ok()
+            .filter(|_| bare.len() == 36)
+            .map(|u| Guid(u.hyphenated().to_string()))
+            .ok_or_else(|| format!("`{}` is not a GUID", printable(s)))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An id placed as one URL path segment (EM task ids, DCS ids): 1–128 characters of
+/// `[A-Za-z0-9._-]`, and not `.` or `..`. Anything that could change the URL's shape is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Segment(String);
+
+impl Segment {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if s.is_empty() || s.len() > 128 || s == "." || s == ".." || !s.chars().all(ok_char) {
+            return Err(format!(
+                "`{}` is not a safe id (1-128 of [A-Za-z0-9._-], not . or ..)",
+                printable(s)
+            ));
+        }
+        Ok(Segment(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Shows an untrusted string in an error without control characters, and not too long.
+fn printable(s: &str) -> String {
+    let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+/// What to delete. Serialises back to the wire shape (`{"type": "em.job", "job_id": …}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type")]
+pub enum Target {
+    #[serde(rename = "em.job")]
+    EmJob { job_id: Guid },
+    #[serde(rename = "em.job_include")]
+    EmJobInclude { job_id: Guid, include_id: Guid },
+    #[serde(rename = "em.job_linked_repository")]
+    EmJobLinkedRepository { job_id: Guid, repository_id: Guid },
+    #[serde(rename = "em.job_linked_job")]
+    EmJobLinkedJob { job_id: Guid, linked_job_id: Guid },
+    #[serde(rename = "em.task")]
+    EmTask { task_id: Segment },
+    #[serde(rename = "dcs.background_task")]
+    DcsBackgroundTask {
+        project_id: Segment,
+        instance_id: Segment,
+        task_id: Segment,
+    },
+}
+
+/// Which kind of remote system a target lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum System {
+    Em,
+    Dcs,
+}
+
+impl Target {
+    /// The wire name of the target type, e.g. `em.job`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Target::EmJob { .. } => "em.job",
+            Target::EmJobInclude { .. } => "em.job_include",
+            Target::EmJobLinkedRepository { .. } => "em.job_linked_repository",
+            Target::EmJobLinkedJob { .. } => "em.job_linked_job",
+            Target::EmTask { .. } => "em.task",
+            Target::DcsBackgroundTask { .. } => "dcs.background_task",
+        }
+    }
+
+    pub fn system(&self) -> System {
+        match self {
+            Target::DcsBackgroundTask { .. } => System::Dcs,
+            _ => System::Em,
+        }
+    }
+
+    /// The resource path the DELETE goes to, below the endpoint's base URL.
+    pub fn path(&self) -> String {
+        match self {
+            Target::EmJob { job_id } => format!("/api/jobs/{}", job_id.as_str()),
+            Target::EmJobInclude { job_id, include_id } => format!(
+                "/api/jobs/{}/includes/{}",
+                job_id.as_str(),
+                include_id.as_str()
+            ),
+            Target::EmJobLinkedRepository {
+                job_id,
+                repository_id,
+            } => format!(
+                "/api/jobs/{}/linkedBackupRepositories/{}",
+                job_id.as_str(),
+                repository_id.as_str()
+            ),
+            Target::EmJobLinkedJob {
+                job_id,
+                linked_job_id,
+            } => format!(
+                "/api/jobs/{}/linkedJobs/{}",
+                job_id.as_str(),
+                linked_job_id.as_str()
+            ),
+            Target::EmTask { task_id } => format!("/api/tasks/{}", task_id.as_str()),
+            Target::DcsBackgroundTask {
+                project_id,
+                instance_id,
+                task_id,
+            } => format!(
+                "/v2/{}/instances/{}/tasks/{}",
+                project_id.as_str(),
+                instance_id.as_str(),
+                task_id.as_str()
+            ),
+        }
+    }
+
+    /// Builds a target from its wire object (`{"type": …, fields…}`).
+    pub fn from_wire(v: &serde_json::Value) -> Result<Self, String> {
+        let obj = v
+            .as_object()
+            .ok_or("`target` must be an object with a `type`")?;
+        let field = |name: &str| -> Result<&str, String> {
+            obj.get(name)
+                .and_then(|f| f.as_str())
+                .ok_or_else(|| format!("target field `{name}` is missing or not a string"))
+        };
+        let guid = |name: &str| -> Result<Guid, String> {
+            Guid::parse(field(name)?).map_err(|e| format!("target field `{name}`: {e}"))
+        };
+        let segment = |name: &str| -> Result<Segment, String> {
+            Segment::parse(field(name)?).map_err(|e| format!("target field `{name}`: {e}"))
+        };
+        let kind = field("type")?;
+        Ok(match kind {
+            "em.job" => Target::EmJob {
+                job_id: guid("job_id")?,
+            },
+            "em.job_include" => Target::EmJobInclude {
+                job_id: guid("job_id")?,
+                include_id: guid("include_id")?,
+            },
+            "em.job_linked_repository" => Target::EmJobLinkedRepository {
+                job_id: guid("job_id")?,
+                repository_id: guid("repository_id")?,
+            },
+            "em.job_linked_job" => Target::EmJobLinkedJob {
+                job_id: guid("job_id")?,
+                linked_job_id: guid("linked_job_id")?,
+            },
+            "em.task" => Target::EmTask {
+                task_id: segment("task_id")?,
+            },
+            "dcs.background_task" => Target::DcsBackgroundTask {
+                project_id: segment("project_id")?,
+                instance_id: segment("instance_id")?,
+                task_id: segment("task_id")?,
+            },
+            other => return Err(format!("unknown target type `{}`", printable(other))),
+        })
+    }
+
+    /// The wire object of this target (as echoed in events and stored in the ledger).
+    pub fn to_wire(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a Target always serialises")
+    }
+}
+
+/// A validated delete request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRequest {
+    pub request_id: RequestId,
+    pub target: Target,
+    pub endpoint: Option<String>,
+    pub correlation_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub not_after: Option<DateTime<Utc>>,
+}
+
+/// The wire schema of a request. Unknown fields are tolerated.
+#[derive(Debug, Deserialize, Serialize, Default)]
+pub struct RequestWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    pub target: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+}
+
+const MAX_LABEL: usize = 256;
+
+fn label(name: &str, v: Option<String>) -> Result<Option<String>, String> {
+    match v {
+        Some(s) if s.len() > MAX_LABEL => Err(format!("`{name}` is longer than {MAX_LABEL}")),
+        Some(s) if s.chars().any(char::is_control) => {
+            Err(format!("`{name}` contains control characters"))
+        }
+        other => Ok(other),
+    }
+}
+
+impl DeleteRequest {
+    /// Decodes and validates a message body. `message_id` is the AMQP property, used as the
+    /// request id when the body has none.
+    pub fn decode(body: &[u8], message_id: Option<&str>) -> Result<Self, Rejection> {
+        let fallback_id = message_id.and_then(|m| RequestId::parse(m).ok());
+        let reject = |request_id: Option<RequestId>, reason: String| Rejection {
+            request_id,
+            reason,
+        };
+        if body.len() > MAX_BODY_BYTES {
+            return Err(reject(
+                fallback_id,
+                format!("body is {} bytes, over the {MAX_BODY_BYTES} limit", body.len()),
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| reject(fallback_id.clone(), format!("body is not JSON: {e}")))?;
+        // Read the id first, so that every later rejection can name it.
+        let body_id = value.get("request_id");
+        let request_id = match body_id {
+            Some(serde_json::Value::String(s)) => RequestId::parse(s)
+                .map_err(|e| reject(None, e))
+                .map(Some)?,
+            Some(serde_json::Value::Null) | None => fallback_id,
+            Some(_) => return Err(reject(None, "`request_id` must be a string".into())),
+        };
+        let wire: RequestWire = serde_json::from_value(value)
+            .map_err(|e| reject(request_id.clone(), format!("bad request schema: {e}")))?;
+        let request_id = request_id.ok_or_else(|| {
+            reject(
+                None,
+                "no `request_id` in the body and no message_id property".into(),
+            )
+        })?;
+        let fail = |reason: String| reject(Some(request_id.clone()), reason);
+        let target = Target::from_wire(&wire.target).map_err(fail)?;
+        let not_after = wire
+            .not_after
+            .as_deref()
+            .map(|s| {
+                DateTime::parse_from_rfc3339(s)
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|e| fail(format!("`not_after` is not an RFC 3339 time: {e}")))
+            })
+            .transpose()?;
+        let endpoint = match wire.endpoint {
+            Some(e) => Some(
+                Segment::parse(&e)
+                    .map_err(|err| fail(format!("`endpoint`: {err}")))?
+                    .0,
+            ),
+            None => None,
+        };
+        Ok(DeleteRequest {
+            target,
+            endpoint,
+            correlation_id: label("correlation_id", wire.correlation_id).map_err(fail)?,
+            batch_id: label("batch_id", wire.batch_id).map_err(fail)?,
+            not_after,
+            request_id,
+        })
+    }
+
+    /// The wire form of this request (what `reaper enqueue` and the demo publish).
+    pub fn to_wire(&self) -> RequestWire {
+        RequestWire {
+            request_id: Some(self.request_id.0.clone()),
+            target: self.target.to_wire(),
+            endpoint: self.endpoint.clone(),
+            correlation_id: self.correlation_id.clone(),
+            batch_id: self.batch_id.clone(),
+            not_after: self.not_after.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! The simulator's knobs: one typed `SimConfig`, built once by the caller (CLI, demo, tests)
+//! and never changed while the server runs. Knows nothing of HTTP or of the state it drives.
+
+use std::time::Duration;
+
+use super::inventory::Inventory;
+
+/// How the simulated Enterprise Manager behaves. Build it with `..SimConfig::default()`.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The only accepted user name (HTTP Basic auth on logon). Default `reaper`.
+    pub username: String,
+    /// The only accepted password. Default `reaper`. Never logged.
+    pub password: String,
+    /// A task stays `Running` for a random duration in `[min, max]`. Default 2 s.
+    pub task_duration: (Duration, Duration),
+    /// A logon session not used for this long is gone (401). Default 15 min.
+    pub session_idle_timeout: Duration,
+    /// Share of tasks that finish with `Success="false"` (the resource stays). Default 0.
+    pub task_failure_ratio: f64,
+    /// Strict mode: only these resources exist. `None`: every well-formed GUID exists
+    /// until it is deleted.
+    pub inventory: Option<Inventory>,
+    /// Share of API requests (not logon) answered 500/502/503 before doing anything.
+    pub error_ratio: f64,
+    /// Share of API requests (not logon) answered 503 with `Retry-After: 1`.
+    pub throttle_ratio: f64,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// More concurrent requests than this are answered 503. Default: no limit.
+    pub capacity: Option<u32>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            username: "reaper".into(),
+            password: "reaper".into(),
+            task_duration: (Duration::from_secs(2), Duration::from_secs(2)),
+            session_idle_timeout: Duration::from_secs(15 * 60),
+            task_failure_ratio: 0.0,
+            inventory: None,
+            error_ratio: 0.0,
+            throttle_ratio: 0.0,
+            latency: Duration::ZERO,
+            capacity: None,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Draws one task duration from `task_duration` (bounds may be given in either order).
+    pub(crate) fn draw_task_duration(&self) -> Duration {
+        let (a, b) = self.task_duration;
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        if lo == hi {
+            return lo;
+        }
+        lo + (hi - lo).mul_f64(rand::random::<f64>())
+    }
+
+    /// Draws whether a new task will succeed.
+    pub(crate) fn draw_task_success(&self) -> bool {
+        !chance(self.task_failure_ratio)
+    }
+}
+
+/// True with probability `ratio` (clamped to `[0, 1]`; NaN counts as 0).
+pub(crate) fn chance(ratio: f64) -> bool {
+    if ratio.is_nan() || ratio <= 0.0 {
+        false
+    } else if ratio >= 1.0 {
+        true
+    } else {
+        rand::random::<f64>() < ratio
+    }
+}

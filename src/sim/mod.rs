@@ -1,0 +1,123 @@
+//! An in-process simulator of Veeam Backup Enterprise Manager's REST API, for
+//! `reaper simulate`, `reaper demo` and integration tests that need exact counts of what
+//! reached the server.
+//!
+//! It behaves like a real EM, including the parts that break naive clients: logon sessions
+//! with an idle timeout and a token whose cookie beats its header, tasks that belong to the
+//! session that created them (`task-N` per session; another session's id answers 500),
+//! deletions that take effect only when their task succeeds, XML unless JSON is asked for
+//! (a mixed `Accept` is 400), and injected 5xx, throttling (503 + `Retry-After`), capacity
+//! limits and latency. It never logs passwords or tokens.
+//!
+//! Layout: `config` (knobs), `inventory` (strict mode), `resource` (what can be deleted),
+//! `world` (sessions, tasks, existence; pure), `routes` + `wire` (HTTP edges), `server`
+//! (the handler), `stats` (counters). Must not touch anything outside `src/sim/`.
+
+mod config;
+mod inventory;
+mod resource;
+mod routes;
+mod server;
+mod stats;
+mod wire;
+mod world;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::SimConfig;
+pub use inventory::{Inventory, InventoryJob};
+pub use stats::SimStats;
+
+use server::Sim;
+
+/// A simulator running in the background; see `spawn`.
+pub struct SimHandle {
+    addr: SocketAddr,
+    sim: Arc<Sim>,
+    cancel: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl SimHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (EM's API lives under `/api`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `base_url()` + `/api`.
+    pub fn api_url(&self) -> String {
+        format!("{}/api", self.base_url())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> SimStats {
+        self.sim.stats.snapshot()
+    }
+
+    /// Test knob: forgets every logon session now (old tokens answer 401).
+    pub fn expire_sessions(&self) {
+        self.sim.expire_sessions();
+    }
+
+    /// Stops serving: waits up to 5 s for open requests, then aborts.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let mut task = self.task;
+        match tokio::time::timeout(Duration::from_secs(5), &mut task).await {
+            Ok(Ok(Err(e))) => tracing::warn!("simulator stopped with an error: {e:#}"),
+            Ok(_) => {}
+            Err(_) => task.abort(),
+        }
+    }
+}
+
+/// Binds `addr` (use `127.0.0.1:0` in tests) and serves in the background.
+pub async fn spawn(cfg: SimConfig, addr: SocketAddr) -> anyhow::Result<SimHandle> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the EM simulator to {addr}"))?;
+    let addr = listener.local_addr()?;
+    let sim = Sim::new(cfg, addr);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(sim.clone(), listener, cancel.clone()));
+    Ok(SimHandle {
+        addr,
+        sim,
+        cancel,
+        task,
+    })
+}
+
+/// Serves on `listener` until `cancel` fires (for the CLI).
+///
+/// Cancel safety: cancelling `cancel` stops accepting and drains open connections;
+/// dropping the future drops every connection at once.
+pub async fn serve(
+    cfg: SimConfig,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    run(Sim::new(cfg, addr), listener, cancel).await
+}
+
+async fn run(sim: Arc<Sim>, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "EM simulator listening");
+    axum::serve(listener, server::router(sim))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+        .context("EM simulator server")
+}

@@ -1,0 +1,292 @@
+//! The simulator's HTTP front: one fallback handler that counts the call, applies the
+//! capacity limit, injected faults and latency, checks the session, and dispatches to the
+//! `world`. Every answer is built here from a `world` outcome; nothing else writes HTTP.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{HOST, SET_COOKIE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::Response;
+use axum::routing::get;
+
+use super::config::{SimConfig, chance};
+use super::inventory::index;
+use super::resource::{ResourceKey, ResourceKind, parse_path_guid};
+use super::routes::Route;
+use super::stats::StatsRecorder;
+use super::wire::{self, SESSION_HEADER};
+use super::world::{Refusal, TaskView, World};
+use crate::em::codec::{
+    Format, Link, LogonSession, Task, TaskResult, TaskState, encode_logon_session, encode_task,
+};
+
+/// One simulator: its configuration, state and counters, shared by every connection.
+pub(crate) struct Sim {
+    cfg: SimConfig,
+    world: Mutex<World>,
+    pub stats: StatsRecorder,
+    /// Requests being answered now (for `capacity`).
+    inflight: AtomicU32,
+    /// Where the server listens (fallback for `Href`s when a request has no `Host`).
+    local: SocketAddr,
+}
+
+/// Holds one `inflight` slot until dropped.
+struct Slot<'a>(&'a AtomicU32);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Sim {
+    pub fn new(mut cfg: SimConfig, local: SocketAddr) -> Arc<Self> {
+        let inventory = cfg.inventory.take().map(|inv| index(&inv));
+        let world = World::new(cfg.session_idle_timeout, inventory);
+        Arc::new(Sim {
+            cfg,
+            world: Mutex::new(world),
+            stats: StatsRecorder::default(),
+            inflight: AtomicU32::new(0),
+            local,
+        })
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets every logon session.
+    pub fn expire_sessions(&self) {
+        self.world().expire_all();
+    }
+
+    /// Takes an `inflight` slot, or `None` when `capacity` is reached.
+    fn admit(&self) -> Option<Slot<'_>> {
+        let n = self.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+        let slot = Slot(&self.inflight);
+        match self.cfg.capacity {
+            Some(cap) if n > cap => None, // dropping `slot` gives it back
+            _ => Some(slot),
+        }
+    }
+
+    /// An injected fault, decided before anything else is looked at.
+    fn fault(&self, format: Format) -> Option<Response> {
+        if chance(self.cfg.error_ratio) {
+            return Some(match rand::random_range(0..3u8) {
+                0 => wire::error(format, 500, "An unexpected error occurred on the server."),
+                1 => wire::bad_gateway(),
+                _ => wire::error(format, 503, "The service is unavailable."),
+            });
+        }
+        chance(self.cfg.throttle_ratio).then(|| wire::throttled(format))
+    }
+
+    /// Answers one request (everything but latency and counting).
+    fn answer(&self, route: Route, method: &Method, path: &str, headers: &HeaderMap) -> Response {
+        let negotiated = wire::negotiate(headers);
+        if route.is_faultable()
+            && let Some(r) = self.fault(negotiated.unwrap_or_default())
+        {
+            return r;
+        }
+        let Ok(format) = negotiated else {
+            let msg = "The Accept header must name a single media type: application/xml or application/json.";
+            return wire::error(Format::Xml, 400, msg);
+        };
+        let base = base_url(headers, self.local);
+        match route {
+            Route::Outside | Route::UnknownApi => {
+                wire::error(format, 404, &format!("The resource [{path}] was not found."))
+            }
+            Route::Logon if method == Method::POST => self.logon(format, headers, &base),
+            Route::Logon => method_not_allowed(format, method),
+            route => {
+                let now = Instant::now();
+                let token = wire::session_token(headers);
+                if let Err(r) = self.world().authorize(token.as_deref(), now) {
+                    return refusal(format, r);
+                }
+                let token = token.unwrap_or_default();
+                if method == Method::DELETE {
+                    self.stats.delete(path);
+                }
+                self.dispatch(route, method, &token, format, &base, now)
+                    .unwrap_or_else(|r| refusal(format, r))
+            }
+        }
+    }
+
+    fn logon(&self, format: Format, headers: &HeaderMap, base: &str) -> Response {
+        let user = match wire::basic_credentials(headers) {
+            Some((u, p)) if u == self.cfg.username && p == self.cfg.password => u,
+            _ => {
+                let mut r = wire::error(format, 401, "Unauthorized: wrong user name or password.");
+                r.headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic Realm=RestSvc"));
+                return r;
+            }
+        };
+        let token = wire::new_token();
+        let session_id = self.world().logon(token.clone(), Instant::now());
+        self.stats.logon();
+        tracing::debug!(%session_id, "simulator: logon");
+        let session = LogonSession {
+            user_name: user,
+            session_id: session_id.to_string(),
+        };
+        let body = encode_logon_session(format, &session, &format!("{base}/api"));
+        let mut r = wire::body(format, 201, body);
+        let cookie = format!("{SESSION_HEADER}={token}; path=/; HttpOnly");
+        for (name, value) in [(SESSION_HEADER, token), (SET_COOKIE.as_str(), cookie)] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                r.headers_mut().insert(name, v);
+            }
+        }
+        r
+    }
+
+    /// An authorised call on `route`.
+    fn dispatch(
+        &self,
+        route: Route,
+        method: &Method,
+        token: &str,
+        format: Format,
+        base: &str,
+        now: Instant,
+    ) -> Result<Response, Refusal> {
+        match (route, method.clone()) {
+            (Route::LogonSession(id), Method::DELETE) => {
+                let id = parse_path_guid(&id).ok_or_else(|| bad_id(&id))?;
+                self.world().logoff(id)?;
+                self.stats.logoff();
+                tracing::debug!(session_id = %id, "simulator: logoff");
+                Ok(wire::no_content())
+            }
+            (Route::Resource { kind, job, item }, Method::GET) => {
+                let key = resource_key(kind, &job, item.as_deref())?;
+                self.world().get_resource(&key, now)?;
+                Ok(wire::body(format, 200, key.encode_entity(format, base)))
+            }
+            (Route::Resource { kind, job, item }, Method::DELETE) => {
+                let key = resource_key(kind, &job, item.as_deref())?;
+                let (duration, success) =
+                    (self.cfg.draw_task_duration(), self.cfg.draw_task_success());
+                let view = self
+                    .world()
+                    .delete_resource(token, key, now, duration, success)?;
+                Ok(task_response(format, 202, view, base))
+            }
+            (Route::Task(id), Method::GET) => {
+                let view = self.world().get_task(token, &id, now)?;
+                Ok(task_response(format, 200, view, base))
+            }
+            (Route::Task(id), Method::DELETE) => {
+                self.world().delete_task(token, &id, now)?;
+                Ok(wire::no_content())
+            }
+            (_, method) => Ok(method_not_allowed(format, &method)),
+        }
+    }
+}
+
+fn refusal(format: Format, r: Refusal) -> Response {
+    wire::error(format, r.status, &r.message)
+}
+
+fn method_not_allowed(format: Format, method: &Method) -> Response {
+    wire::error(format, 405, &format!("Method {method} is not allowed on this resource."))
+}
+
+fn bad_id(id: &str) -> Refusal {
+    Refusal {
+        status: 400,
+        message: format!("Invalid id [{id}]: a GUID is expected."),
+    }
+}
+
+fn resource_key(kind: ResourceKind, job: &str, item: Option<&str>) -> Result<ResourceKey, Refusal> {
+    let job = parse_path_guid(job).ok_or_else(|| bad_id(job))?;
+    match item {
+        None => Ok(ResourceKey::job(job)),
+        Some(item) => {
+            let item = parse_path_guid(item).ok_or_else(|| bad_id(item))?;
+            Ok(ResourceKey::child(kind, job, item))
+        }
+    }
+}
+
+/// The server's root URL as the client addressed it.
+fn base_url(headers: &HeaderMap, local: SocketAddr) -> String {
+    match headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) if !host.is_empty() => format!("http://{host}"),
+        _ => format!("http://{local}"),
+    }
+}
+
+fn task_response(format: Format, code: u16, view: TaskView, base: &str) -> Response {
+    let href = format!("{base}/api/tasks/{}", view.task_id);
+    let (state, result) = match view.result {
+        None => (TaskState::Running, None),
+        Some((success, message)) => (TaskState::Finished, Some(TaskResult { success, message })),
+    };
+    let task = Task {
+        task_id: view.task_id,
+        state,
+        operation: view.operation.to_string(),
+        result,
+        href: Some(href.clone()),
+        links: vec![Link {
+            rel: "Delete".into(),
+            href,
+            kind: "Task".into(),
+        }],
+    };
+    wire::body(format, code, encode_task(format, &task))
+}
+
+/// The simulator's router: `GET /_sim/stats` (not counted) and EM for everything else.
+pub(crate) fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/_sim/stats", get(stats_json))
+        .fallback(handle)
+        .with_state(sim)
+}
+
+async fn stats_json(State(sim): State<Arc<Sim>>) -> Response {
+    let json = serde_json::to_string(&sim.stats.snapshot()).unwrap_or_default();
+    wire::body(Format::Json, 200, json)
+}
+
+async fn handle(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let route = Route::parse(uri.path());
+    sim.stats.call(route.stats_key(&method), Instant::now());
+    let slot = sim.admit();
+    let response = match slot {
+        Some(_) => sim.answer(route, &method, uri.path(), &headers),
+        None => wire::error(
+            wire::negotiate(&headers).unwrap_or_default(),
+            503,
+            "The server is too busy to handle the request.",
+        ),
+    };
+    if !sim.cfg.latency.is_zero() {
+        tokio::time::sleep(sim.cfg.latency).await;
+    }
+    drop(slot);
+    sim.stats.status(response.status().as_u16());
+    response
+}

@@ -1,0 +1,92 @@
+//! Rules of `World`, with time passed in.
+
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::*;
+use crate::sim::inventory::{Inventory, InventoryJob, index};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn world_with_session(inventory: Option<&Inventory>) -> (World, Instant) {
+    let mut w = World::new(Duration::from_secs(60), inventory.map(index));
+    let now = Instant::now();
+    w.logon("tok".into(), now);
+    (w, now)
+}
+
+#[test]
+fn a_job_is_gone_only_after_its_task_succeeds() {
+    let (mut w, t0) = world_with_session(None);
+    let job = ResourceKey::job(Uuid::new_v4());
+    let task = w.delete_resource("tok", job, t0, SEC, true).unwrap();
+    assert_eq!(task.task_id, "task-1");
+    assert!(task.result.is_none());
+    assert!(w.get_resource(&job, t0).is_ok());
+    assert_eq!(w.delete_resource("tok", job, t0, SEC, true).unwrap_err().status, 404);
+    let done = w.get_task("tok", "task-1", t0 + SEC).unwrap();
+    assert_eq!(done.result, Some((true, "Ok".into())));
+    assert_eq!(w.get_resource(&job, t0 + SEC).unwrap_err().status, 404);
+}
+
+#[test]
+fn a_failed_task_leaves_the_resource_deletable_again() {
+    let (mut w, t0) = world_with_session(None);
+    let job = ResourceKey::job(Uuid::new_v4());
+    w.delete_resource("tok", job, t0, SEC, false).unwrap();
+    let t1 = t0 + SEC;
+    assert!(!w.get_task("tok", "task-1", t1).unwrap().result.unwrap().0);
+    let again = w.delete_resource("tok", job, t1, SEC, true).unwrap();
+    assert_eq!(again.task_id, "task-2");
+}
+
+#[test]
+fn stopping_a_running_task_cancels_the_deletion() {
+    let (mut w, t0) = world_with_session(None);
+    let job = ResourceKey::job(Uuid::new_v4());
+    w.delete_resource("tok", job, t0, SEC, true).unwrap();
+    w.delete_task("tok", "task-1", t0).unwrap();
+    assert!(w.get_resource(&job, t0 + 2 * SEC).is_ok());
+    assert_eq!(w.get_task("tok", "task-1", t0).unwrap_err().status, 500);
+}
+
+#[test]
+fn task_ids_are_counted_per_session() {
+    let (mut w, t0) = world_with_session(None);
+    w.logon("other".into(), t0);
+    let a = w.delete_resource("tok", ResourceKey::job(Uuid::new_v4()), t0, SEC, true);
+    let b = w.delete_resource("other", ResourceKey::job(Uuid::new_v4()), t0, SEC, true);
+    assert_eq!(a.unwrap().task_id, "task-1");
+    assert_eq!(b.unwrap().task_id, "task-1");
+}
+
+#[test]
+fn an_idle_session_expires() {
+    let (mut w, t0) = world_with_session(None);
+    assert!(w.authorize(Some("tok"), t0 + 30 * SEC).is_ok());
+    assert!(w.authorize(Some("tok"), t0 + 80 * SEC).is_ok());
+    assert_eq!(w.authorize(Some("tok"), t0 + 150 * SEC).unwrap_err().status, 401);
+    assert_eq!(w.authorize(None, t0).unwrap_err().status, 401);
+}
+
+#[test]
+fn strict_mode_knows_only_its_inventory_and_keeps_the_last_include() {
+    let (job, a, b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let inv = Inventory {
+        jobs: vec![InventoryJob {
+            id: job,
+            includes: vec![a, b],
+            ..InventoryJob::default()
+        }],
+    };
+    let (mut w, t0) = world_with_session(Some(&inv));
+    let unknown = ResourceKey::job(Uuid::new_v4());
+    assert_eq!(w.get_resource(&unknown, t0).unwrap_err().status, 404);
+    let inc = |item| ResourceKey::child(ResourceKind::Include, job, item);
+    assert_eq!(w.get_resource(&inc(Uuid::new_v4()), t0).unwrap_err().status, 404);
+    w.delete_resource("tok", inc(a), t0, SEC, true).unwrap();
+    assert_eq!(w.delete_resource("tok", inc(b), t0, SEC, true).unwrap_err().status, 400);
+    w.delete_resource("tok", ResourceKey::job(job), t0, SEC, true).unwrap();
+    assert_eq!(w.get_resource(&inc(b), t0 + SEC).unwrap_err().status, 404);
+}
