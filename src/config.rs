@@ -152,7 +152,10 @@ impl Source {
     {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|e| err(key, format!("`{v}`: {e}"))),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e| err(key, format!("`{v}`: {e}"))),
         }
     }
     fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
@@ -191,7 +194,9 @@ impl Config {
     }
 
     /// Reads the configuration from the given variables (and the TOML file they name).
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = vars
             .into_iter()
             .filter(|(k, _)| k.starts_with("REAPER_"))
@@ -207,16 +212,25 @@ impl Config {
     fn from_source(s: &Source) -> Result<Self, ConfigError> {
         let d = Config::default();
         let request_queue = s.string("REAPER_REQUEST_QUEUE", &d.topology.request_queue);
-        let dead_letter_queue = s.string("REAPER_DEAD_LETTER_QUEUE", &format!("{request_queue}.dead"));
+        let dead_letter_queue =
+            s.string("REAPER_DEAD_LETTER_QUEUE", &format!("{request_queue}.dead"));
         let queue_type = s.string("REAPER_QUEUE_TYPE", "quorum").to_ascii_lowercase();
         let quorum = match queue_type.as_str() {
             "quorum" => true,
             "classic" => false,
-            other => return Err(err("REAPER_QUEUE_TYPE", format!("`{other}` is not quorum or classic"))),
+            other => {
+                return Err(err(
+                    "REAPER_QUEUE_TYPE",
+                    format!("`{other}` is not quorum or classic"),
+                ));
+            }
         };
         let topology = Topology {
             request_queue,
-            dead_letter_exchange: s.string("REAPER_DEAD_LETTER_EXCHANGE", &d.topology.dead_letter_exchange),
+            dead_letter_exchange: s.string(
+                "REAPER_DEAD_LETTER_EXCHANGE",
+                &d.topology.dead_letter_exchange,
+            ),
             dead_letter_queue,
             events_exchange: s.string("REAPER_EVENTS_EXCHANGE", &d.topology.events_exchange),
             quorum,
@@ -227,7 +241,10 @@ impl Config {
             max_in_flight: s.parse("REAPER_MAX_IN_FLIGHT", 8)?,
         };
         if !(budget.rate_per_sec >= 0.0 && budget.rate_per_sec.is_finite()) {
-            return Err(err("REAPER_RATE_PER_SEC", "must be a number ≥ 0 (0 = unlimited)"));
+            return Err(err(
+                "REAPER_RATE_PER_SEC",
+                "must be a number ≥ 0 (0 = unlimited)",
+            ));
         }
         if budget.max_in_flight == 0 {
             return Err(err("REAPER_MAX_IN_FLIGHT", "must be at least 1"));
@@ -241,21 +258,30 @@ impl Config {
         if let Some(p) = &http.ca_file
             && !p.is_file()
         {
-            return Err(err("REAPER_EM_CA_FILE", format!("`{}` is not a readable file", p.display())));
+            return Err(err(
+                "REAPER_EM_CA_FILE",
+                format!("`{}` is not a readable file", p.display()),
+            ));
         }
         let em = match s.get("REAPER_EM_URL") {
             None => None,
             Some(url) => {
                 let url = url.trim().trim_end_matches('/').to_string();
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(err("REAPER_EM_URL", format!("`{url}` is not an http(s) URL")));
+                    return Err(err(
+                        "REAPER_EM_URL",
+                        format!("`{url}` is not an http(s) URL"),
+                    ));
                 }
                 let username = s
                     .get("REAPER_EM_USERNAME")
                     .ok_or_else(|| err("REAPER_EM_USERNAME", "required when REAPER_EM_URL is set"))?
                     .to_string();
                 let password = s.secret("REAPER_EM_PASSWORD")?.ok_or_else(|| {
-                    err("REAPER_EM_PASSWORD", "required (or REAPER_EM_PASSWORD_FILE) when REAPER_EM_URL is set")
+                    err(
+                        "REAPER_EM_PASSWORD",
+                        "required (or REAPER_EM_PASSWORD_FILE) when REAPER_EM_URL is set",
+                    )
                 })?;
                 Some(EmSettings {
                     name: s.string("REAPER_EM_NAME", "em"),
@@ -276,14 +302,15 @@ impl Config {
         if prefetch == 0 {
             return Err(err("REAPER_PREFETCH", "must be at least 1"));
         }
-        let backoff = |prefix: &str, base: Backoff, jitter: Jitter| -> Result<Backoff, ConfigError> {
-            Ok(Backoff {
-                initial: s.duration(&format!("REAPER_{prefix}_INITIAL"), base.initial)?,
-                max: s.duration(&format!("REAPER_{prefix}_MAX"), base.max)?,
-                factor: s.parse(&format!("REAPER_{prefix}_FACTOR"), base.factor)?,
-                jitter,
-            })
-        };
+        let backoff =
+            |prefix: &str, base: Backoff, jitter: Jitter| -> Result<Backoff, ConfigError> {
+                Ok(Backoff {
+                    initial: s.duration(&format!("REAPER_{prefix}_INITIAL"), base.initial)?,
+                    max: s.duration(&format!("REAPER_{prefix}_MAX"), base.max)?,
+                    factor: s.parse(&format!("REAPER_{prefix}_FACTOR"), base.factor)?,
+                    jitter,
+                })
+            };
         Ok(Config {
             amqp_url: Secret::new(s.string("REAPER_AMQP_URL", d.amqp_url.expose())),
             topology,
@@ -296,7 +323,9 @@ impl Config {
             task_timeout: s.duration("REAPER_TASK_TIMEOUT", d.task_timeout)?,
             retry: backoff("RETRY", d.retry, Jitter::Full)?,
             poll: backoff("POLL", d.poll, Jitter::Equal)?,
-            engine_concurrency: s.parse("REAPER_ENGINE_CONCURRENCY", d.engine_concurrency)?.max(1),
+            engine_concurrency: s
+                .parse("REAPER_ENGINE_CONCURRENCY", d.engine_concurrency)?
+                .max(1),
             already_absent_is_success: s.bool("REAPER_ALREADY_ABSENT_IS_SUCCESS", true)?,
             publish_submitted: s.bool("REAPER_PUBLISH_SUBMITTED", false)?,
             shutdown_grace: s.duration("REAPER_SHUTDOWN_GRACE", d.shutdown_grace)?,
@@ -320,7 +349,12 @@ fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigError> {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
-            other => return Err(err(&key, format!("in `{path}`: `{other}` is not a plain value"))),
+            other => {
+                return Err(err(
+                    &key,
+                    format!("in `{path}`: `{other}` is not a plain value"),
+                ));
+            }
         };
         out.insert(key, value);
     }
@@ -332,7 +366,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -385,7 +422,11 @@ mod tests {
         let pw = dir.path().join("pw");
         std::fs::write(&pw, "s3cret\n").unwrap();
         let toml_path = dir.path().join("reaper.toml");
-        std::fs::write(&toml_path, "rate_per_sec = 5\nmax_attempts = 3\nledger = \"x.db\"\n").unwrap();
+        std::fs::write(
+            &toml_path,
+            "rate_per_sec = 5\nmax_attempts = 3\nledger = \"x.db\"\n",
+        )
+        .unwrap();
         let c = Config::from_vars(vars(&[
             ("REAPER_CONFIG", toml_path.to_str().unwrap()),
             ("REAPER_MAX_ATTEMPTS", "4"),

@@ -178,9 +178,10 @@ mod tests {
         assert_eq!(ok.source, "reaper/w1");
         let absent = CloudEvent::outcome("e".into(), "w1", data(Outcome::AlreadyAbsent), false);
         assert_eq!(absent.routing_key(), "delete.failed");
-        let json: serde_json::Value =
-            serde_json::from_str(&CloudEvent::outcome("e".into(), "w", data(Outcome::TimedOut), true).to_json())
-                .unwrap();
+        let json: serde_json::Value = serde_json::from_str(
+            &CloudEvent::outcome("e".into(), "w", data(Outcome::TimedOut), true).to_json(),
+        )
+        .unwrap();
         assert_eq!(json["type"], "reaper.delete.failed");
         assert_eq!(json["data"]["outcome"], "timed_out");
         assert_eq!(json["specversion"], "1.0");
@@ -189,7 +190,11 @@ mod tests {
 
     #[test]
     fn outcomes_parse_from_their_names() {
-        for o in [Outcome::Deleted, Outcome::AlreadyAbsent, Outcome::RetriesExhausted] {
+        for o in [
+            Outcome::Deleted,
+            Outcome::AlreadyAbsent,
+            Outcome::RetriesExhausted,
+        ] {
             assert_eq!(Outcome::parse(o.as_str()), Some(o));
         }
         assert_eq!(Outcome::parse("nope"), None);

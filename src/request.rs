@@ -292,14 +292,15 @@ impl DeleteRequest {
     /// request id when the body has none.
     pub fn decode(body: &[u8], message_id: Option<&str>) -> Result<Self, Rejection> {
         let fallback_id = message_id.and_then(|m| RequestId::parse(m).ok());
-        let reject = |request_id: Option<RequestId>, reason: String| Rejection {
-            request_id,
-            reason,
-        };
+        let reject =
+            |request_id: Option<RequestId>, reason: String| Rejection { request_id, reason };
         if body.len() > MAX_BODY_BYTES {
             return Err(reject(
                 fallback_id,
-                format!("body is {} bytes, over the {MAX_BODY_BYTES} limit", body.len()),
+                format!(
+                    "body is {} bytes, over the {MAX_BODY_BYTES} limit",
+                    body.len()
+                ),
             ));
         }
         let value: serde_json::Value = serde_json::from_slice(body)
@@ -307,9 +308,9 @@ impl DeleteRequest {
         // Read the id first, so that every later rejection can name it.
         let body_id = value.get("request_id");
         let request_id = match body_id {
-            Some(serde_json::Value::String(s)) => RequestId::parse(s)
-                .map_err(|e| reject(None, e))
-                .map(Some)?,
+            Some(serde_json::Value::String(s)) => {
+                RequestId::parse(s).map_err(|e| reject(None, e)).map(Some)?
+            }
             Some(serde_json::Value::Null) | None => fallback_id,
             Some(_) => return Err(reject(None, "`request_id` must be a string".into())),
         };

@@ -99,7 +99,11 @@ mod tests {
         let got: Vec<u64> = (1..=7).map(|n| b.base_delay(n).as_secs()).collect();
         assert_eq!(got, vec![1, 2, 4, 8, 16, 30, 30]);
         assert_eq!(b.delay(3), Duration::from_secs(4));
-        assert_eq!(b.base_delay(0), Duration::from_secs(1), "0 counts as the first");
+        assert_eq!(
+            b.base_delay(0),
+            Duration::from_secs(1),
+            "0 counts as the first"
+        );
         assert_eq!(b.base_delay(1000), Duration::from_secs(30));
     }
 
@@ -109,8 +113,14 @@ mod tests {
         let b = Backoff::RETRY;
         let samples: Vec<Duration> = (0..500).map(|_| b.delay_with(4, &mut rng)).collect();
         assert!(samples.iter().all(|d| *d <= Duration::from_secs(8)));
-        assert!(samples.iter().any(|d| *d < Duration::from_secs(2)), "spreads low");
-        assert!(samples.iter().any(|d| *d > Duration::from_secs(6)), "spreads high");
+        assert!(
+            samples.iter().any(|d| *d < Duration::from_secs(2)),
+            "spreads low"
+        );
+        assert!(
+            samples.iter().any(|d| *d > Duration::from_secs(6)),
+            "spreads high"
+        );
     }
 
     #[test]
@@ -119,7 +129,10 @@ mod tests {
         let b = Backoff::POLL;
         for _ in 0..500 {
             let d = b.delay_with(3, &mut rng);
-            assert!(d >= Duration::from_secs(2) && d <= Duration::from_secs(4), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(2) && d <= Duration::from_secs(4),
+                "{d:?}"
+            );
         }
     }
 }

@@ -43,7 +43,10 @@ impl RequestPublisher {
             .basic_publish(
                 "".into(),
                 self.queue.as_str().into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 body,
                 props,
             )
@@ -74,7 +77,10 @@ impl RequestPublisher {
                 .basic_publish(
                     "".into(),
                     self.queue.as_str().into(),
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
                     &body,
                     props,
                 )
@@ -84,7 +90,11 @@ impl RequestPublisher {
         for confirm in pending {
             let c = confirm.await?;
             anyhow::ensure!(c.is_ack(), "the broker nacked a request");
-            anyhow::ensure!(c.take_message().is_none(), "the broker returned a request: does the queue {} exist?", self.queue);
+            anyhow::ensure!(
+                c.take_message().is_none(),
+                "the broker returned a request: does the queue {} exist?",
+                self.queue
+            );
         }
         Ok(())
     }
@@ -103,14 +113,21 @@ impl EventWatcher {
         ch.exchange_declare(
             topology.events_exchange.as_str().into(),
             lapin::ExchangeKind::Topic,
-            lapin::options::ExchangeDeclareOptions { durable: true, ..Default::default() },
+            lapin::options::ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await?;
         let q = ch
             .queue_declare(
                 "".into(),
-                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await?;
@@ -124,7 +141,12 @@ impl EventWatcher {
         )
         .await?;
         let consumer = ch
-            .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         Ok(EventWatcher { consumer, queue })
     }

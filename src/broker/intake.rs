@@ -8,10 +8,12 @@ use crate::ledger::{Intake, Ledger, NewEvent, now_ms};
 use crate::request::{DeleteRequest, Rejection, System};
 use crate::retry::Backoff;
 use futures_util::StreamExt;
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
-use lapin::types::FieldTable;
 use lapin::Channel;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+};
+use lapin::types::FieldTable;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -41,7 +43,12 @@ pub struct IntakeCtx {
 }
 
 /// An `invalid` event for a message that could not be accepted.
-pub fn invalid_event(worker: &str, request_id: Option<&str>, reason: &str, body: &[u8]) -> NewEvent {
+pub fn invalid_event(
+    worker: &str,
+    request_id: Option<&str>,
+    reason: &str,
+    body: &[u8],
+) -> NewEvent {
     let mut seed = format!("invalid:{}:", request_id.unwrap_or_default()).into_bytes();
     seed.extend_from_slice(body);
     let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &seed).to_string();
@@ -75,7 +82,11 @@ pub fn invalid_event(worker: &str, request_id: Option<&str>, reason: &str, body:
 impl IntakeCtx {
     /// Records one message in the ledger and says what to do with its delivery.
     /// An `Err` is a ledger failure: the delivery must stay unacked.
-    pub async fn handle(&self, body: &[u8], message_id: Option<&str>) -> anyhow::Result<Disposition> {
+    pub async fn handle(
+        &self,
+        body: &[u8],
+        message_id: Option<&str>,
+    ) -> anyhow::Result<Disposition> {
         let now = now_ms();
         let req = match DeleteRequest::decode(body, message_id) {
             Ok(req) => req,
@@ -90,10 +101,13 @@ impl IntakeCtx {
                 return Ok(Disposition::DeadLetter);
             }
         };
-        let endpoint = req.endpoint.clone().unwrap_or_else(|| match req.target.system() {
-            System::Em => self.em_endpoint.clone(),
-            System::Dcs => self.dcs_endpoint.clone(),
-        });
+        let endpoint = req
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| match req.target.system() {
+                System::Em => self.em_endpoint.clone(),
+                System::Dcs => self.dcs_endpoint.clone(),
+            });
         match self.ledger.accept(&req, &endpoint, now).await? {
             Intake::New => {
                 self.engine_wake.notify_one();
@@ -112,7 +126,12 @@ impl IntakeCtx {
                     req.request_id
                 );
                 tracing::warn!(request_id = %req.request_id, "{reason}");
-                let ev = invalid_event(&self.worker_name, Some(req.request_id.as_str()), &reason, body);
+                let ev = invalid_event(
+                    &self.worker_name,
+                    Some(req.request_id.as_str()),
+                    &reason,
+                    body,
+                );
                 self.ledger.add_event(&ev, now).await?;
                 self.outbox_wake.notify_one();
                 Ok(Disposition::DeadLetter)
@@ -125,7 +144,8 @@ impl IntakeCtx {
     ///
     /// Cancel safety: a delivery being recorded when cancel fires is finished first.
     pub async fn run(&self, ch: Channel, cancel: CancellationToken) -> anyhow::Result<()> {
-        ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        ch.basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
         let tag = format!("reaper-intake-{}", uuid::Uuid::new_v4());
         loop {
             self.wait_for_room(&cancel).await?;
@@ -155,11 +175,15 @@ impl IntakeCtx {
                     break true;
                 }
             };
-            ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await?;
+            ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await?;
             if !paused {
                 return Ok(());
             }
-            tracing::warn!(limit = self.backlog_limit, "backlog bound reached: intake paused");
+            tracing::warn!(
+                limit = self.backlog_limit,
+                "backlog bound reached: intake paused"
+            );
         }
     }
 
@@ -184,7 +208,10 @@ impl IntakeCtx {
                 Ok(disp) => break disp,
                 Err(e) => {
                     failures += 1;
-                    tracing::error!(error = format!("{e:#}"), "ledger write failed; delivery kept unacked");
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "ledger write failed; delivery kept unacked"
+                    );
                     tokio::select! {
                         _ = cancel.cancelled() => anyhow::bail!("stopped while the ledger was failing: {e:#}"),
                         _ = tokio::time::sleep(Backoff::RECONNECT.delay(failures)) => {}

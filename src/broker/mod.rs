@@ -57,10 +57,18 @@ pub async fn declare(ch: &Channel, t: &Topology) -> anyhow::Result<()> {
         FieldTable::default(),
     )
     .await
-    .with_context(|| format!("binding {} to {}", t.dead_letter_queue, t.dead_letter_exchange))?;
+    .with_context(|| {
+        format!(
+            "binding {} to {}",
+            t.dead_letter_queue, t.dead_letter_exchange
+        )
+    })?;
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), long(queue_type));
-    args.insert("x-dead-letter-exchange".into(), long(&t.dead_letter_exchange));
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        long(&t.dead_letter_exchange),
+    );
     ch.queue_declare(t.request_queue.as_str().into(), queue_opts, args)
         .await
         .with_context(|| {

@@ -37,8 +37,16 @@ pub struct DemoArgs {
 }
 
 /// The demo's worker configuration: the environment's broker and limits, its own names.
-fn demo_config(args: &DemoArgs, base: Config, em_url: String, ledger: std::path::PathBuf) -> Config {
-    let prefix = format!("reaper.demo.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+fn demo_config(
+    args: &DemoArgs,
+    base: Config,
+    em_url: String,
+    ledger: std::path::PathBuf,
+) -> Config {
+    let prefix = format!(
+        "reaper.demo.{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     Config {
         topology: Topology {
             quorum: false,
@@ -105,13 +113,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let requests = sample_batch(args.count, &batch_id);
     println!(
         "reaper demo: {} em.job requests → {} (simulated EM at {}), rate {}/s",
-        args.count, cfg.topology.request_queue, sim.base_url(), args.rate
+        args.count,
+        cfg.topology.request_queue,
+        sim.base_url(),
+        args.rate
     );
     let started = Instant::now();
-    RequestPublisher::new(&conn, &cfg.topology).await?.publish_all(&requests).await?;
-    println!("published {} requests in {:.2}s", args.count, started.elapsed().as_secs_f64());
+    RequestPublisher::new(&conn, &cfg.topology)
+        .await?
+        .publish_all(&requests)
+        .await?;
+    println!(
+        "published {} requests in {:.2}s",
+        args.count,
+        started.elapsed().as_secs_f64()
+    );
 
-    let expected: HashSet<String> = requests.iter().filter_map(|r| r.request_id.clone()).collect();
+    let expected: HashSet<String> = requests
+        .iter()
+        .filter_map(|r| r.request_id.clone())
+        .collect();
     let mut seen = HashSet::new();
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     let deadline = tokio::time::Instant::now() + args.timeout;
@@ -137,7 +158,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let stats = sim.stats();
     cancel.cancel();
     let _ = worker.await;
-    cleanup(&setup, &cfg.topology).await;
+    super::cleanup_topology(&setup, &cfg.topology).await;
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -147,7 +168,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     println!("  events received    {}/{}", seen.len(), expected.len());
     println!("  elapsed            {elapsed:.2}s");
-    println!("  throughput         {:.1} requests/s", seen.len() as f64 / elapsed);
+    println!(
+        "  throughput         {:.1} requests/s",
+        seen.len() as f64 / elapsed
+    );
     println!(
         "  EM calls           {} ({} DELETEs, {} logons, busiest second {})",
         stats.total_calls,
@@ -158,7 +182,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if seen.len() == expected.len() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("reaper demo: only {} of {} outcome events arrived within {:?}", seen.len(), expected.len(), args.timeout);
+        eprintln!(
+            "reaper demo: only {} of {} outcome events arrived within {:?}",
+            seen.len(),
+            expected.len(),
+            args.timeout
+        );
         Ok(ExitCode::FAILURE)
     }
 }
@@ -167,15 +196,4 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("reaper-demo-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// Deletes the demo's queues and exchanges.
-pub async fn cleanup(ch: &lapin::Channel, t: &Topology) {
-    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    for q in [&t.request_queue, &t.dead_letter_queue] {
-        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
-    }
-    for x in [&t.events_exchange, &t.dead_letter_exchange] {
-        let _ = ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await;
-    }
 }

@@ -25,13 +25,22 @@ pub struct EnqueueArgs {
     pub chunk: usize,
 }
 
-const REQUEST_KEYS: [&str; 5] = ["request_id", "endpoint", "correlation_id", "batch_id", "not_after"];
+const REQUEST_KEYS: [&str; 5] = [
+    "request_id",
+    "endpoint",
+    "correlation_id",
+    "batch_id",
+    "not_after",
+];
 
 /// Reads a file into (line number, body) pairs.
 pub fn read_bodies(path: &Path) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if !is_csv {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return Ok(text
             .lines()
             .enumerate()
@@ -39,7 +48,8 @@ pub fn read_bodies(path: &Path) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
             .map(|(i, l)| (i + 1, l.as_bytes().to_vec()))
             .collect());
     }
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let headers = reader.headers()?.clone();
     let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
@@ -77,15 +87,19 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if bad > 0 && !args.skip_invalid {
-        eprintln!("reaper enqueue: {bad} invalid line(s); nothing published (use --skip-invalid to publish the rest)");
+        eprintln!(
+            "reaper enqueue: {bad} invalid line(s); nothing published (use --skip-invalid to publish the rest)"
+        );
         return Ok(ExitCode::from(2));
     }
     let conn = crate::broker::connect(cfg.amqp_url.expose(), "reaper/enqueue").await?;
     let publisher = RequestPublisher::new(&conn, &cfg.topology).await?;
     let bar = indicatif::ProgressBar::new(good.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} requests confirmed ({per_sec}, eta {eta})")
-            .expect("a valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} requests confirmed ({per_sec}, eta {eta})",
+        )
+        .expect("a valid template"),
     );
     for chunk in good.chunks(args.chunk.max(1)) {
         publisher.publish_all(chunk).await?;
@@ -93,7 +107,15 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     }
     bar.finish();
     let _ = conn.close(200, "done".into()).await;
-    println!("{} request(s) published to {}{}", good.len(), cfg.topology.request_queue,
-        if bad > 0 { format!(", {bad} invalid line(s) skipped") } else { String::new() });
+    println!(
+        "{} request(s) published to {}{}",
+        good.len(),
+        cfg.topology.request_queue,
+        if bad > 0 {
+            format!(", {bad} invalid line(s) skipped")
+        } else {
+            String::new()
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }

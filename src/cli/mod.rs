@@ -94,7 +94,10 @@ impl SimulateArgs {
             Some(p) => Some(crate::sim::Inventory::load(p)?),
             None => None,
         };
-        let password = match (std::env::var("REAPER_EM_PASSWORD"), std::env::var("REAPER_EM_PASSWORD_FILE")) {
+        let password = match (
+            std::env::var("REAPER_EM_PASSWORD"),
+            std::env::var("REAPER_EM_PASSWORD_FILE"),
+        ) {
             (Ok(p), _) if !p.is_empty() => p,
             (_, Ok(f)) if !f.is_empty() => std::fs::read_to_string(&f)
                 .map_err(|e| anyhow::anyhow!("REAPER_EM_PASSWORD_FILE: cannot read `{f}`: {e}"))?
@@ -103,7 +106,10 @@ impl SimulateArgs {
             _ => "reaper".into(),
         };
         Ok(crate::sim::SimConfig {
-            username: std::env::var("REAPER_EM_USERNAME").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "reaper".into()),
+            username: std::env::var("REAPER_EM_USERNAME")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "reaper".into()),
             password,
             task_duration: self.task_duration,
             session_idle_timeout: self.session_idle_timeout,
@@ -125,8 +131,9 @@ pub fn shutdown_signal() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -153,7 +160,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?;
-            println!("EM simulator on http://{} (API under /api, counters at /_sim/stats)", listener.local_addr()?);
+            println!(
+                "EM simulator on http://{} (API under /api, counters at /_sim/stats)",
+                listener.local_addr()?
+            );
             crate::sim::serve(cfg, listener, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -182,5 +192,20 @@ pub async fn run_worker(cfg: Config, cancel: CancellationToken) -> anyhow::Resul
                 }
             }
         }
+    }
+}
+
+/// Deletes a topology's queues and exchanges (the demo's and tests' temporary ones).
+pub async fn cleanup_topology(ch: &lapin::Channel, t: &crate::config::Topology) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    for q in [&t.request_queue, &t.dead_letter_queue] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for x in [&t.events_exchange, &t.dead_letter_exchange] {
+        let _ = ch
+            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
     }
 }

@@ -13,7 +13,11 @@ pub enum ReportFormat {
 
 async fn open() -> anyhow::Result<Ledger> {
     let cfg = Config::from_env()?;
-    anyhow::ensure!(cfg.ledger.exists(), "no ledger at {} (REAPER_LEDGER)", cfg.ledger.display());
+    anyhow::ensure!(
+        cfg.ledger.exists(),
+        "no ledger at {} (REAPER_LEDGER)",
+        cfg.ledger.display()
+    );
     Ledger::open(&cfg.ledger).await
 }
 
@@ -23,7 +27,12 @@ pub async fn status(request_id: Option<&str>) -> anyhow::Result<ExitCode> {
         let counts = ledger.counts().await?;
         println!("{:<12} {:<18} {:>10}", "state", "outcome", "requests");
         for c in &counts {
-            println!("{:<12} {:<18} {:>10}", c.state, c.outcome.as_deref().unwrap_or("-"), c.count);
+            println!(
+                "{:<12} {:<18} {:>10}",
+                c.state,
+                c.outcome.as_deref().unwrap_or("-"),
+                c.count
+            );
         }
         println!("unpublished events: {}", ledger.unpublished_count().await?);
         return Ok(ExitCode::SUCCESS);
@@ -35,7 +44,11 @@ pub async fn status(request_id: Option<&str>) -> anyhow::Result<ExitCode> {
     println!("request   {}", row.request_id);
     println!("target    {}", row.target);
     println!("endpoint  {}", row.endpoint);
-    println!("state     {}  outcome {}", row.state, row.outcome.as_deref().unwrap_or("-"));
+    println!(
+        "state     {}  outcome {}",
+        row.state,
+        row.outcome.as_deref().unwrap_or("-")
+    );
     println!("attempts  {}  polls {}", row.attempts, row.poll_count);
     if let Some(task) = &row.task_id {
         println!(
@@ -50,7 +63,12 @@ pub async fn status(request_id: Option<&str>) -> anyhow::Result<ExitCode> {
     }
     println!("history");
     for t in ledger.history(id).await? {
-        println!("  {}  {:<11} {}", ms_to_time(t.at).to_rfc3339(), t.state, t.note.unwrap_or_default());
+        println!(
+            "  {}  {:<11} {}",
+            ms_to_time(t.at).to_rfc3339(),
+            t.state,
+            t.note.unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -62,8 +80,19 @@ pub async fn report(batch: &str, format: ReportFormat) -> anyhow::Result<ExitCod
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         ReportFormat::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
-            w.write_record(["request_id", "target_type", "target", "state", "outcome", "attempts",
-                "task_id", "http_status", "error", "received_at", "finished_at"])?;
+            w.write_record([
+                "request_id",
+                "target_type",
+                "target",
+                "state",
+                "outcome",
+                "attempts",
+                "task_id",
+                "http_status",
+                "error",
+                "received_at",
+                "finished_at",
+            ])?;
             for r in &rows {
                 w.write_record([
                     r.request_id.clone(),
@@ -76,7 +105,9 @@ pub async fn report(batch: &str, format: ReportFormat) -> anyhow::Result<ExitCod
                     r.http_status.map(|s| s.to_string()).unwrap_or_default(),
                     r.last_error.clone().unwrap_or_default(),
                     ms_to_time(r.received_at).to_rfc3339(),
-                    r.finished_at.map(|t| ms_to_time(t).to_rfc3339()).unwrap_or_default(),
+                    r.finished_at
+                        .map(|t| ms_to_time(t).to_rfc3339())
+                        .unwrap_or_default(),
                 ])?;
             }
             w.flush()?;

@@ -295,13 +295,11 @@ fn parse_xml(body: &str, what: &'static str) -> Result<Node, CodecError> {
                     stack.push(start_node(&reader, &e, what)?);
                 }
             }
-            Event::Empty(e) => {
-                if skip_depth == 0 && ours {
-                    let node = start_node(&reader, &e, what)?;
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(node),
-                        None => return Ok(node),
-                    }
+            Event::Empty(e) if skip_depth == 0 && ours => {
+                let node = start_node(&reader, &e, what)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(node),
+                    None => return Ok(node),
                 }
             }
             Event::End(_) => {
@@ -372,8 +370,7 @@ fn parse_bool(s: &str) -> Option<bool> {
 pub fn decode_task(format: Format, body: &str) -> Result<Task, CodecError> {
     match format {
         Format::Json => {
-            let t: JsonTask =
-                serde_json::from_str(body).map_err(|e| CodecError::new("Task", e))?;
+            let t: JsonTask = serde_json::from_str(body).map_err(|e| CodecError::new("Task", e))?;
             Ok(Task {
                 task_id: t.task_id,
                 state: TaskState::parse(&t.state),

@@ -69,10 +69,18 @@ impl Engine {
             let free = permits.available_permits();
             if free > 0 {
                 let now = now_ms();
-                let rows = self.ledger.claim_due(now, free as u32, now + LEASE.as_millis() as i64).await?;
+                let rows = self
+                    .ledger
+                    .claim_due(now, free as u32, now + LEASE.as_millis() as i64)
+                    .await?;
                 let claimed = rows.len();
                 for row in rows {
-                    if !self.in_flight.lock().expect("lock poisoned").insert(row.request_id.clone()) {
+                    if !self
+                        .in_flight
+                        .lock()
+                        .expect("lock poisoned")
+                        .insert(row.request_id.clone())
+                    {
                         continue; // still being worked on; its step will set the next due time
                     }
                     let permit = Arc::clone(&permits).acquire_owned().await?;
@@ -90,7 +98,9 @@ impl Engine {
                 }
             }
             let sleep = match self.ledger.next_due().await? {
-                Some(t) => Duration::from_millis((t - now_ms()).clamp(0, MAX_IDLE.as_millis() as i64) as u64),
+                Some(t) => Duration::from_millis(
+                    (t - now_ms()).clamp(0, MAX_IDLE.as_millis() as i64) as u64,
+                ),
                 None => MAX_IDLE,
             };
             let room = permits.available_permits() > 0;
@@ -109,7 +119,10 @@ impl Engine {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(parked = steps.len(), "grace period over: parking unfinished steps");
+            tracing::warn!(
+                parked = steps.len(),
+                "grace period over: parking unfinished steps"
+            );
             steps.shutdown().await;
         }
         Ok(())
@@ -119,7 +132,10 @@ impl Engine {
 fn log_step(done: Result<anyhow::Result<()>, tokio::task::JoinError>) {
     match done {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "step failed; retried after its lease"),
+        Ok(Err(e)) => tracing::error!(
+            error = format!("{e:#}"),
+            "step failed; retried after its lease"
+        ),
         Err(e) if e.is_cancelled() => {}
         Err(e) => tracing::error!(error = %e, "step panicked"),
     }

@@ -1,8 +1,8 @@
 //! Pure mappings from what a remote answered to what should happen next, tested as tables.
 //! No I/O: the engine performs what these return.
 
-use crate::em::{DeleteAnswer, EmError, ErrorClass, Poll, Presence};
 use crate::em::codec::Task;
+use crate::em::{DeleteAnswer, EmError, ErrorClass, Poll, Presence};
 use crate::event::{ErrorInfo, Outcome};
 use crate::ledger::TaskRecord;
 
@@ -19,15 +19,26 @@ pub enum Next {
     /// A transient failure: try the same call again later (a DELETE counts an attempt).
     Again { error: ErrorInfo },
     /// A task is running: poll it later.
-    Poll { task: TaskRecord, http_status: Option<u16> },
+    Poll {
+        task: TaskRecord,
+        http_status: Option<u16>,
+    },
     /// The task cannot be followed: confirm the deletion by GET on the resource.
-    Verify { task: Option<TaskRecord>, note: String },
+    Verify {
+        task: Option<TaskRecord>,
+        note: String,
+    },
 }
 
 /// The event's `error` for an EM failure.
 pub fn em_error_info(e: &EmError) -> ErrorInfo {
     ErrorInfo {
-        kind: if e.status.is_some() { "http" } else { "transport" }.into(),
+        kind: if e.status.is_some() {
+            "http"
+        } else {
+            "transport"
+        }
+        .into(),
         http_status: e.status,
         code: None,
         message: e.message.clone(),
@@ -74,7 +85,10 @@ fn after_task(task: &Task, session: Option<&str>, http_status: Option<u16>) -> N
             task: Some(record),
             note: format!("task {} ended without a result", task.task_id),
         },
-        None => Next::Poll { task: record, http_status },
+        None => Next::Poll {
+            task: record,
+            http_status,
+        },
     }
 }
 
@@ -87,7 +101,11 @@ pub fn after_delete(result: Result<DeleteAnswer, EmError>) -> Next {
             task: None,
             http_status: Some(status),
         },
-        Ok(DeleteAnswer::Task { task, session, status }) => after_task(&task, Some(&session), Some(status)),
+        Ok(DeleteAnswer::Task {
+            task,
+            session,
+            status,
+        }) => after_task(&task, Some(&session), Some(status)),
         Err(e) => match e.class {
             ErrorClass::NotFound => Next::Finish {
                 outcome: Outcome::AlreadyAbsent,
@@ -101,7 +119,9 @@ pub fn after_delete(result: Result<DeleteAnswer, EmError>) -> Next {
                 task: None,
                 http_status: e.status,
             },
-            ErrorClass::Transient => Next::Again { error: em_error_info(&e) },
+            ErrorClass::Transient => Next::Again {
+                error: em_error_info(&e),
+            },
         },
     }
 }
@@ -119,14 +139,20 @@ pub fn after_poll(result: Result<Poll, EmError>) -> Next {
             task: None,
             note: format!("task unreadable: {e}"),
         },
-        Err(e) => Next::Again { error: em_error_info(&e) },
+        Err(e) => Next::Again {
+            error: em_error_info(&e),
+        },
     }
 }
 
 /// After a verification GET on the deleted resource.
 pub fn after_verify(result: Result<Presence, EmError>) -> Next {
     match result {
-        Ok(Presence::Absent) | Err(EmError { class: ErrorClass::NotFound, .. }) => Next::Finish {
+        Ok(Presence::Absent)
+        | Err(EmError {
+            class: ErrorClass::NotFound,
+            ..
+        }) => Next::Finish {
             outcome: Outcome::Deleted,
             error: None,
             task: None,
@@ -139,7 +165,9 @@ pub fn after_verify(result: Result<Presence, EmError>) -> Next {
                 ..Default::default()
             },
         },
-        Err(e) => Next::Again { error: em_error_info(&e) },
+        Err(e) => Next::Again {
+            error: em_error_info(&e),
+        },
     }
 }
 
@@ -153,14 +181,22 @@ mod tests {
             task_id: "task-1".into(),
             state,
             operation: "DeleteJob".into(),
-            result: result.map(|(success, m)| TaskResult { success, message: m.into() }),
+            result: result.map(|(success, m)| TaskResult {
+                success,
+                message: m.into(),
+            }),
             href: None,
             links: vec![],
         }
     }
 
     fn err(status: u16, class: ErrorClass) -> EmError {
-        EmError { class, status: Some(status), message: format!("m{status}"), retry_after: None }
+        EmError {
+            class,
+            status: Some(status),
+            message: format!("m{status}"),
+            retry_after: None,
+        }
     }
 
     fn outcome(n: &Next) -> Option<Outcome> {
@@ -189,46 +225,103 @@ mod tests {
             let next = after_delete(Err(err(status, classify(status))));
             assert_eq!(outcome(&next), want, "status {status}: {next:?}");
             if want.is_none() {
-                assert!(matches!(next, Next::Again { .. }), "status {status} is retried");
+                assert!(
+                    matches!(next, Next::Again { .. }),
+                    "status {status} is retried"
+                );
             }
         }
         let refused = after_delete(Err(err(400, ErrorClass::Permanent)));
-        let Next::Finish { error: Some(e), .. } = refused else { panic!() };
+        let Next::Finish { error: Some(e), .. } = refused else {
+            panic!()
+        };
         assert_eq!(e.message, "m400", "EM's Message is carried");
         assert!(matches!(
             after_delete(Err(EmError::transport("connection refused"))),
             Next::Again { .. }
         ));
-        assert_eq!(outcome(&after_delete(Ok(DeleteAnswer::Done { status: 204 }))), Some(Outcome::Deleted));
+        assert_eq!(
+            outcome(&after_delete(Ok(DeleteAnswer::Done { status: 204 }))),
+            Some(Outcome::Deleted)
+        );
     }
 
     #[test]
     fn tasks_map_by_state_and_result() {
-        let accepted = |t| after_delete(Ok(DeleteAnswer::Task { task: t, session: "s1".into(), status: 202 }));
+        let accepted = |t| {
+            after_delete(Ok(DeleteAnswer::Task {
+                task: t,
+                session: "s1".into(),
+                status: 202,
+            }))
+        };
         let running = accepted(task(TaskState::Running, None));
-        let Next::Poll { task, http_status } = running else { panic!("{running:?}") };
-        assert_eq!(task.session.as_deref(), Some("s1"));
+        let Next::Poll {
+            task: rec,
+            http_status,
+        } = running
+        else {
+            panic!("{running:?}")
+        };
+        assert_eq!(rec.session.as_deref(), Some("s1"));
         assert_eq!(http_status, Some(202));
-        assert_eq!(outcome(&accepted(task(TaskState::Finished, Some((true, "Ok"))))), Some(Outcome::Deleted));
         assert_eq!(
-            outcome(&after_poll(Ok(Poll::Task(task(TaskState::OperationFinished, Some((true, "Ok"))))))),
+            outcome(&accepted(task(TaskState::Finished, Some((true, "Ok"))))),
+            Some(Outcome::Deleted)
+        );
+        assert_eq!(
+            outcome(&after_poll(Ok(Poll::Task(task(
+                TaskState::OperationFinished,
+                Some((true, "Ok"))
+            ))))),
             Some(Outcome::Deleted),
             "OperationFinished with a Result is terminal"
         );
-        let failed = after_poll(Ok(Poll::Task(task(TaskState::Finished, Some((false, "locked"))))));
-        let Next::Finish { outcome, error: Some(e), .. } = failed else { panic!() };
+        let failed = after_poll(Ok(Poll::Task(task(
+            TaskState::Finished,
+            Some((false, "locked")),
+        ))));
+        let Next::Finish {
+            outcome,
+            error: Some(e),
+            ..
+        } = failed
+        else {
+            panic!()
+        };
         assert_eq!(outcome, Outcome::TaskFailed);
         assert_eq!(e.message, "locked");
-        assert!(matches!(after_poll(Ok(Poll::Task(task(TaskState::Finished, None)))), Next::Verify { .. }));
-        assert!(matches!(after_poll(Ok(Poll::Task(task(TaskState::parse("Queued"), None)))), Next::Poll { .. }));
-        assert!(matches!(after_poll(Ok(Poll::SessionLost)), Next::Verify { .. }));
-        assert!(matches!(after_poll(Err(err(503, ErrorClass::Transient))), Next::Again { .. }));
+        assert!(matches!(
+            after_poll(Ok(Poll::Task(task(TaskState::Finished, None)))),
+            Next::Verify { .. }
+        ));
+        assert!(matches!(
+            after_poll(Ok(Poll::Task(task(TaskState::parse("Queued"), None)))),
+            Next::Poll { .. }
+        ));
+        assert!(matches!(
+            after_poll(Ok(Poll::SessionLost)),
+            Next::Verify { .. }
+        ));
+        assert!(matches!(
+            after_poll(Err(err(503, ErrorClass::Transient))),
+            Next::Again { .. }
+        ));
     }
 
     #[test]
     fn verification_ends_on_404_only() {
-        assert_eq!(outcome(&after_verify(Ok(Presence::Absent))), Some(Outcome::Deleted));
-        assert!(matches!(after_verify(Ok(Presence::Present)), Next::Again { .. }));
-        assert!(matches!(after_verify(Err(err(502, ErrorClass::Transient))), Next::Again { .. }));
+        assert_eq!(
+            outcome(&after_verify(Ok(Presence::Absent))),
+            Some(Outcome::Deleted)
+        );
+        assert!(matches!(
+            after_verify(Ok(Presence::Present)),
+            Next::Again { .. }
+        ));
+        assert!(matches!(
+            after_verify(Err(err(502, ErrorClass::Transient))),
+            Next::Again { .. }
+        ));
     }
 }

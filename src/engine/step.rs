@@ -10,7 +10,11 @@ use std::sync::Arc;
 
 /// The stable id of a request's outcome event.
 pub fn outcome_event_id(request_id: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("outcome:{request_id}").as_bytes()).to_string()
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("outcome:{request_id}").as_bytes(),
+    )
+    .to_string()
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -27,11 +31,15 @@ impl Engine {
             Ok(t) => t,
             Err(e) => {
                 let error = unsupported(format!("stored target is unreadable: {e}"));
-                return self.finish(&row, Outcome::Refused, Some(error), None, None).await;
+                return self
+                    .finish(&row, Outcome::Refused, Some(error), None, None)
+                    .await;
             }
         };
         match row.state() {
-            State::Accepted | State::RetryWait | State::Submitting => self.dispatch(row, target).await,
+            State::Accepted | State::RetryWait | State::Submitting => {
+                self.dispatch(row, target).await
+            }
             State::Polling => self.poll(row).await,
             State::Verifying => self.verify(row, target).await,
             State::Succeeded | State::Failed => Ok(()),
@@ -56,43 +64,74 @@ impl Engine {
                 message: "not_after passed before the request could be sent".into(),
                 ..Default::default()
             };
-            return self.finish(&row, Outcome::Expired, Some(error), None, None).await;
+            return self
+                .finish(&row, Outcome::Expired, Some(error), None, None)
+                .await;
         }
         if row.attempts >= i64::from(self.cfg.max_attempts) {
             let error = last_error(&row);
-            return self.finish(&row, Outcome::RetriesExhausted, error, None, None).await;
+            return self
+                .finish(&row, Outcome::RetriesExhausted, error, None, None)
+                .await;
         }
         let client = match target.system() {
             System::Em => match self.em_client(&row) {
                 Ok(c) => Arc::clone(c),
-                Err(error) => return self.finish(&row, Outcome::Refused, Some(error), None, None).await,
+                Err(error) => {
+                    return self
+                        .finish(&row, Outcome::Refused, Some(error), None, None)
+                        .await;
+                }
             },
             System::Dcs => {
-                let error = unsupported(format!("target type {} is not supported yet", target.type_name()));
-                return self.finish(&row, Outcome::Refused, Some(error), None, None).await;
+                let error = unsupported(format!(
+                    "target type {} is not supported yet",
+                    target.type_name()
+                ));
+                return self
+                    .finish(&row, Outcome::Refused, Some(error), None, None)
+                    .await;
             }
         };
-        let attempt = self.ledger.begin_attempt(&row.request_id, now, now + ms(LEASE)).await?;
-        let row = RequestRow { attempts: i64::from(attempt), ..row };
+        let attempt = self
+            .ledger
+            .begin_attempt(&row.request_id, now, now + ms(LEASE))
+            .await?;
+        let row = RequestRow {
+            attempts: i64::from(attempt),
+            ..row
+        };
         let next = super::after_delete(client.delete(&target.path()).await);
         let now = now_ms();
         match next {
-            Next::Finish { outcome, error, task, http_status } => {
-                self.finish(&row, outcome, error, task, http_status).await
-            }
+            Next::Finish {
+                outcome,
+                error,
+                task,
+                http_status,
+            } => self.finish(&row, outcome, error, task, http_status).await,
             Next::Again { error } if attempt >= self.cfg.max_attempts => {
-                self.finish(&row, Outcome::RetriesExhausted, Some(error), None, None).await
+                self.finish(&row, Outcome::RetriesExhausted, Some(error), None, None)
+                    .await
             }
             Next::Again { error } => {
                 let change = Change {
                     last_error: Some(json(&error)),
-                    ..Change::to(State::RetryWait, format!("attempt {attempt} failed: {}", error.message))
-                        .due(now + ms(self.cfg.retry.delay(attempt)))
+                    ..Change::to(
+                        State::RetryWait,
+                        format!("attempt {attempt} failed: {}", error.message),
+                    )
+                    .due(now + ms(self.cfg.retry.delay(attempt)))
                 };
-                self.ledger.advance(&row.request_id, &change, now, None).await
+                self.ledger
+                    .advance(&row.request_id, &change, now, None)
+                    .await
             }
             Next::Poll { task, http_status } => {
-                let notice = self.cfg.publish_submitted.then(|| self.submitted_event(&row, &task, now));
+                let notice = self
+                    .cfg
+                    .publish_submitted
+                    .then(|| self.submitted_event(&row, &task, now));
                 let change = Change {
                     submitted_at: Some(now),
                     http_status,
@@ -100,7 +139,9 @@ impl Engine {
                     task: Some(task),
                     ..Change::to(State::Polling, "").due(now + ms(self.cfg.poll.delay(1)))
                 };
-                self.ledger.advance(&row.request_id, &change, now, notice.as_ref()).await?;
+                self.ledger
+                    .advance(&row.request_id, &change, now, notice.as_ref())
+                    .await?;
                 if notice.is_some() {
                     self.outbox_wake.notify_one();
                 }
@@ -112,7 +153,9 @@ impl Engine {
                     task,
                     ..Change::to(State::Verifying, note).due(now)
                 };
-                self.ledger.advance(&row.request_id, &change, now, None).await
+                self.ledger
+                    .advance(&row.request_id, &change, now, None)
+                    .await
             }
         }
     }
@@ -126,7 +169,11 @@ impl Engine {
         };
         let client = match self.em_client(&row) {
             Ok(c) => Arc::clone(c),
-            Err(error) => return self.finish(&row, Outcome::Refused, Some(error), None, None).await,
+            Err(error) => {
+                return self
+                    .finish(&row, Outcome::Refused, Some(error), None, None)
+                    .await;
+            }
         };
         let next = super::after_poll(client.get_task(&task_id, &session).await);
         self.after_follow_up(&row, State::Polling, next).await
@@ -138,21 +185,41 @@ impl Engine {
         }
         let client = match self.em_client(&row) {
             Ok(c) => Arc::clone(c),
-            Err(error) => return self.finish(&row, Outcome::Refused, Some(error), None, None).await,
+            Err(error) => {
+                return self
+                    .finish(&row, Outcome::Refused, Some(error), None, None)
+                    .await;
+            }
         };
         let next = super::after_verify(client.presence(&target.path()).await);
         self.after_follow_up(&row, State::Verifying, next).await
     }
 
     /// Applies the result of a poll or a verification.
-    async fn after_follow_up(&self, row: &RequestRow, state: State, next: Next) -> anyhow::Result<()> {
+    async fn after_follow_up(
+        &self,
+        row: &RequestRow,
+        state: State,
+        next: Next,
+    ) -> anyhow::Result<()> {
         let now = now_ms();
         let later = now + ms(self.cfg.poll.delay(row.poll_count as u32 + 1));
         match next {
-            Next::Finish { outcome, error, task, .. } => self.finish(row, outcome, error, task, None).await,
+            Next::Finish {
+                outcome,
+                error,
+                task,
+                ..
+            } => self.finish(row, outcome, error, task, None).await,
             Next::Poll { task, .. } => {
-                let change = Change { task: Some(task), count_poll: true, ..Change::to(state, "still running").due(later) };
-                self.ledger.advance(&row.request_id, &change, now, None).await
+                let change = Change {
+                    task: Some(task),
+                    count_poll: true,
+                    ..Change::to(state, "still running").due(later)
+                };
+                self.ledger
+                    .advance(&row.request_id, &change, now, None)
+                    .await
             }
             Next::Again { error } => {
                 let change = Change {
@@ -160,11 +227,18 @@ impl Engine {
                     count_poll: true,
                     ..Change::to(state, error.message.clone()).due(later)
                 };
-                self.ledger.advance(&row.request_id, &change, now, None).await
+                self.ledger
+                    .advance(&row.request_id, &change, now, None)
+                    .await
             }
             Next::Verify { task, note } => {
-                let change = Change { task, ..Change::to(State::Verifying, note).due(now) };
-                self.ledger.advance(&row.request_id, &change, now, None).await
+                let change = Change {
+                    task,
+                    ..Change::to(State::Verifying, note).due(now)
+                };
+                self.ledger
+                    .advance(&row.request_id, &change, now, None)
+                    .await
             }
         }
     }
@@ -172,7 +246,9 @@ impl Engine {
     async fn move_to_verify(&self, row: &RequestRow, note: &str) -> anyhow::Result<()> {
         let now = now_ms();
         let change = Change::to(State::Verifying, note).due(now);
-        self.ledger.advance(&row.request_id, &change, now, None).await
+        self.ledger
+            .advance(&row.request_id, &change, now, None)
+            .await
     }
 
     fn past_task_timeout(&self, row: &RequestRow) -> bool {
@@ -189,7 +265,8 @@ impl Engine {
             ),
             ..Default::default()
         };
-        self.finish(row, Outcome::TimedOut, Some(error), None, None).await
+        self.finish(row, Outcome::TimedOut, Some(error), None, None)
+            .await
     }
 
     /// Ends a request: final state and its event, in one transaction.
@@ -203,7 +280,11 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let now = now_ms();
         let success = outcome.is_success(self.cfg.already_absent_is_success);
-        let state = if success { State::Succeeded } else { State::Failed };
+        let state = if success {
+            State::Succeeded
+        } else {
+            State::Failed
+        };
         let event = self.outcome_event(row, outcome, error.clone(), task.clone(), http_status, now);
         let change = Change {
             task,
@@ -219,13 +300,21 @@ impl Engine {
             routing_key: event.routing_key().to_string(),
             payload: event.to_json(),
         };
-        self.ledger.finish(&row.request_id, &change, &finish).await?;
+        self.ledger
+            .finish(&row.request_id, &change, &finish)
+            .await?;
         tracing::debug!(request_id = %row.request_id, outcome = outcome.as_str(), "request finished");
         self.outbox_wake.notify_one();
         Ok(())
     }
 
-    fn event_data(&self, row: &RequestRow, outcome: Outcome, task: Option<TaskRecord>, now: i64) -> EventData {
+    fn event_data(
+        &self,
+        row: &RequestRow,
+        outcome: Outcome,
+        task: Option<TaskRecord>,
+        now: i64,
+    ) -> EventData {
         let task = task.map(|t| TaskInfo {
             id: t.id,
             state: t.state.or_else(|| row.task_state.clone()),
@@ -286,8 +375,11 @@ impl Engine {
         let mut data = self.event_data(row, Outcome::Deleted, Some(task.clone()), now);
         data.finished_at = None;
         data.submitted_at = Some(ms_to_time(now));
-        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("submitted:{}", row.request_id).as_bytes())
-            .to_string();
+        let id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("submitted:{}", row.request_id).as_bytes(),
+        )
+        .to_string();
         let mut ev = CloudEvent::outcome(id.clone(), &self.cfg.worker_name, data, true);
         ev.kind = "reaper.delete.submitted".into();
         NewEvent {
@@ -308,7 +400,9 @@ fn unsupported(message: String) -> ErrorInfo {
 }
 
 fn last_error(row: &RequestRow) -> Option<ErrorInfo> {
-    row.last_error.as_deref().and_then(|s| serde_json::from_str(s).ok())
+    row.last_error
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
 }
 
 fn json(e: &ErrorInfo) -> String {

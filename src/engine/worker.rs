@@ -20,7 +20,8 @@ pub fn em_clients(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<EmClient>>
     let mut map = HashMap::new();
     if let Some(em) = &cfg.em {
         let limiter = Arc::new(Limiter::new(em.budget));
-        let client = EmClient::new(em, limiter).with_context(|| format!("EM endpoint `{}`", em.name))?;
+        let client =
+            EmClient::new(em, limiter).with_context(|| format!("EM endpoint `{}`", em.name))?;
         map.insert(em.name.clone(), Arc::new(client));
     }
     Ok(map)
@@ -32,24 +33,39 @@ pub fn em_clients(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<EmClient>>
 pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let ledger = Ledger::open(&cfg.ledger).await?;
-    let resumed = ledger.resume(now_ms(), cfg.retry.max.as_millis() as i64).await?;
+    let resumed = ledger
+        .resume(now_ms(), cfg.retry.max.as_millis() as i64)
+        .await?;
     if resumed > 0 {
         tracing::info!(resumed, "resuming unfinished requests from the ledger");
     }
     let em = em_clients(&cfg)?;
-    let conn = broker::connect(cfg.amqp_url.expose(), &format!("reaper/{}", cfg.worker_name)).await?;
+    let conn = broker::connect(
+        cfg.amqp_url.expose(),
+        &format!("reaper/{}", cfg.worker_name),
+    )
+    .await?;
     let setup = conn.create_channel().await?;
     broker::declare(&setup, &cfg.topology).await?;
 
     let outbox_wake = Arc::new(Notify::new());
-    let engine = Arc::new(Engine::new(ledger.clone(), Arc::clone(&cfg), em.clone(), Arc::clone(&outbox_wake)));
+    let engine = Arc::new(Engine::new(
+        ledger.clone(),
+        Arc::clone(&cfg),
+        em.clone(),
+        Arc::clone(&outbox_wake),
+    ));
     let intake = IntakeCtx {
         ledger: ledger.clone(),
         queue: cfg.topology.request_queue.clone(),
         prefetch: cfg.prefetch,
         backlog_limit: cfg.backlog_limit,
         worker_name: cfg.worker_name.clone(),
-        em_endpoint: cfg.em.as_ref().map(|e| e.name.clone()).unwrap_or_else(|| "em".into()),
+        em_endpoint: cfg
+            .em
+            .as_ref()
+            .map(|e| e.name.clone())
+            .unwrap_or_else(|| "em".into()),
         dcs_endpoint: "dcs".into(),
         engine_wake: Arc::clone(&engine.wake),
         outbox_wake: Arc::clone(&outbox_wake),

@@ -202,10 +202,22 @@ impl Ledger {
             .connect_with(opts)
             .await
             .with_context(|| format!("opening the ledger {}", path.display()))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .with_context(|| format!("migrating the ledger {}", path.display()))?;
+        // Two processes opening a new file at once (a worker and `reaper status`) race to
+        // migrate it; the loser sees the tables appear and retries against what is applied.
+        let mut tries = 0;
+        loop {
+            match sqlx::migrate!("./migrations").run(&pool).await {
+                Ok(()) => break,
+                Err(_) if tries < 3 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("migrating the ledger {}", path.display()));
+                }
+            }
+        }
         Ok(Ledger { pool })
     }
 
@@ -214,7 +226,12 @@ impl Ledger {
     }
 
     /// Records a request (idempotent on `request_id`). Committed before the delivery is acked.
-    pub async fn accept(&self, req: &DeleteRequest, endpoint: &str, now: i64) -> anyhow::Result<Intake> {
+    pub async fn accept(
+        &self,
+        req: &DeleteRequest,
+        endpoint: &str,
+        now: i64,
+    ) -> anyhow::Result<Intake> {
         let target = req.target.to_wire().to_string();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
@@ -237,7 +254,14 @@ impl Ledger {
         .await?
         .rows_affected();
         if inserted == 1 {
-            log_transition(&mut tx, req.request_id.as_str(), now, State::Accepted, "received").await?;
+            log_transition(
+                &mut tx,
+                req.request_id.as_str(),
+                now,
+                State::Accepted,
+                "received",
+            )
+            .await?;
             tx.commit().await?;
             return Ok(Intake::New);
         }
@@ -250,7 +274,9 @@ impl Ledger {
             .map(|v| v == req.target.to_wire())
             .unwrap_or(false);
         if !same {
-            return Ok(Intake::Conflict { existing_target: existing });
+            return Ok(Intake::Conflict {
+                existing_target: existing,
+            });
         }
         let event_id: Option<String> = row.get("event_id");
         let republished = match event_id {
@@ -272,7 +298,12 @@ impl Ledger {
 
     /// Claims up to `limit` rows that are due, leasing them until `lease_until` so that the
     /// scheduler does not hand them out twice. The engine sets the real next due time.
-    pub async fn claim_due(&self, now: i64, limit: u32, lease_until: i64) -> anyhow::Result<Vec<RequestRow>> {
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+    ) -> anyhow::Result<Vec<RequestRow>> {
         let rows = sqlx::query_as::<_, RequestRow>(
             "UPDATE requests SET due_at = ?
              WHERE request_id IN (SELECT request_id FROM requests
@@ -290,9 +321,10 @@ impl Ledger {
 
     /// The earliest due time of any unfinished request.
     pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(v)
     }
 
@@ -322,7 +354,12 @@ impl Ledger {
 
     /// Marks a request `submitting` and counts the attempt, before the DELETE is sent.
     /// Returns the attempt number.
-    pub async fn begin_attempt(&self, request_id: &str, now: i64, lease_until: i64) -> anyhow::Result<u32> {
+    pub async fn begin_attempt(
+        &self,
+        request_id: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> anyhow::Result<u32> {
         let mut tx = self.pool.begin().await?;
         let attempts: i64 = sqlx::query_scalar(
             "UPDATE requests SET state = 'submitting', attempts = attempts + 1, due_at = ?,
@@ -333,7 +370,14 @@ impl Ledger {
         .bind(request_id)
         .fetch_one(&mut *tx)
         .await?;
-        log_transition(&mut tx, request_id, now, State::Submitting, &format!("attempt {attempts}")).await?;
+        log_transition(
+            &mut tx,
+            request_id,
+            now,
+            State::Submitting,
+            &format!("attempt {attempts}"),
+        )
+        .await?;
         tx.commit().await?;
         Ok(attempts as u32)
     }
@@ -357,10 +401,22 @@ impl Ledger {
     }
 
     /// Applies a final step and writes its event to the outbox, in one transaction.
-    pub async fn finish(&self, request_id: &str, change: &Change, finish: &Finish) -> anyhow::Result<()> {
+    pub async fn finish(
+        &self,
+        request_id: &str,
+        change: &Change,
+        finish: &Finish,
+    ) -> anyhow::Result<()> {
         debug_assert!(change.state.is_final());
         let mut tx = self.pool.begin().await?;
-        apply(&mut tx, request_id, change, finish.finished_at, Some(finish)).await?;
+        apply(
+            &mut tx,
+            request_id,
+            change,
+            finish.finished_at,
+            Some(finish),
+        )
+        .await?;
         let event = NewEvent {
             event_id: finish.event_id.clone(),
             request_id: Some(request_id.to_string()),
@@ -374,10 +430,12 @@ impl Ledger {
 
     /// One request as stored.
     pub async fn get(&self, request_id: &str) -> anyhow::Result<Option<RequestRow>> {
-        Ok(sqlx::query_as::<_, RequestRow>("SELECT * FROM requests WHERE request_id = ?")
-            .bind(request_id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, RequestRow>("SELECT * FROM requests WHERE request_id = ?")
+                .bind(request_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }
 

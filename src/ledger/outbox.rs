@@ -73,11 +73,13 @@ impl Ledger {
     pub async fn mark_published(&self, seqs: &[i64], now: i64) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         for seq in seqs {
-            sqlx::query("UPDATE outbox SET published_at = ?, attempts = attempts + 1 WHERE seq = ?")
-                .bind(now)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE outbox SET published_at = ?, attempts = attempts + 1 WHERE seq = ?",
+            )
+            .bind(now)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -26,7 +26,10 @@ fn a_full_request_decodes_with_every_field() {
     );
     assert_eq!(r.correlation_id.as_deref(), Some("ticket-4711"));
     assert_eq!(r.batch_id.as_deref(), Some("decom-2026-11-22"));
-    assert_eq!(r.not_after.unwrap().to_rfc3339(), "2026-11-23T00:00:00+00:00");
+    assert_eq!(
+        r.not_after.unwrap().to_rfc3339(),
+        "2026-11-23T00:00:00+00:00"
+    );
 }
 
 #[test]
@@ -86,7 +89,9 @@ fn ids_that_would_change_the_url_are_refused() {
         let err = Target::from_wire(&serde_json::json!({"type":"em.job","job_id":bad}));
         assert!(err.is_err(), "{bad:?} must be refused");
     }
-    for bad in ["..", ".", "task/1", "task 1", "task%31", "t?x", "t#x", "a\nb"] {
+    for bad in [
+        "..", ".", "task/1", "task 1", "task%31", "t?x", "t#x", "a\nb",
+    ] {
         let err = Target::from_wire(&serde_json::json!({"type":"em.task","task_id":bad}));
         assert!(err.is_err(), "{bad:?} must be refused");
     }
@@ -114,8 +119,9 @@ fn the_message_id_property_stands_in_for_a_missing_request_id() {
 
 #[test]
 fn rejections_carry_the_request_id_when_it_can_be_read() {
-    let err = decode(serde_json::json!({"request_id":"r-1","target":{"type":"em.job","job_id":"nope"}}))
-        .unwrap_err();
+    let err =
+        decode(serde_json::json!({"request_id":"r-1","target":{"type":"em.job","job_id":"nope"}}))
+            .unwrap_err();
     assert_eq!(err.request_id.unwrap().as_str(), "r-1");
     assert!(err.reason.contains("job_id"), "{}", err.reason);
 
@@ -123,8 +129,10 @@ fn rejections_carry_the_request_id_when_it_can_be_read() {
         .unwrap_err();
     assert!(err.reason.contains("unknown target type"), "{}", err.reason);
 
-    let err = decode(serde_json::json!({"request_id":"r-3","target":{"type":"em.job","job_id":JOB},
-        "not_after":"tomorrow"}))
+    let err = decode(
+        serde_json::json!({"request_id":"r-3","target":{"type":"em.job","job_id":JOB},
+        "not_after":"tomorrow"}),
+    )
     .unwrap_err();
     assert!(err.reason.contains("not_after"));
 

@@ -119,7 +119,8 @@ impl TryFrom<RawInventory> for Inventory {
             .into_iter()
             .map(|j| {
                 Ok(InventoryJob {
-                    id: Uuid::parse_str(j.id.trim()).map_err(|e| format!("job id `{}`: {e}", j.id))?,
+                    id: Uuid::parse_str(j.id.trim())
+                        .map_err(|e| format!("job id `{}`: {e}", j.id))?,
                     includes: parse_guids("include", &j.includes)?,
                     linked_repositories: parse_guids("linked repository", &j.linked_repositories)?,
                     linked_jobs: parse_guids("linked job", &j.linked_jobs)?,
@@ -160,8 +161,9 @@ mod tests {
 
     #[test]
     fn omitted_lists_are_empty_and_bad_guids_are_rejected() {
-        let ok = Inventory::from_json(r#"{"jobs":[{"id":"5b89dae5-6f08-45ec-b068-08f0bd08394a"}]}"#)
-            .unwrap();
+        let ok =
+            Inventory::from_json(r#"{"jobs":[{"id":"5b89dae5-6f08-45ec-b068-08f0bd08394a"}]}"#)
+                .unwrap();
         assert!(ok.jobs[0].includes.is_empty());
         let bad = Inventory::from_json(r#"{"jobs":[{"id":"urn:veeam:Job:x"}]}"#);
         assert!(bad.is_err());

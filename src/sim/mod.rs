@@ -113,7 +113,11 @@ pub async fn serve(
     run(Sim::new(cfg, addr), listener, cancel).await
 }
 
-async fn run(sim: Arc<Sim>, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+async fn run(
+    sim: Arc<Sim>,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "EM simulator listening");
     axum::serve(listener, server::router(sim))

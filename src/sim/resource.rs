@@ -108,9 +108,9 @@ impl ResourceKey {
             ResourceKind::Include => {
                 format!("Object in job with id [{item}] was not found in job [{job}].")
             }
-            ResourceKind::LinkedRepository => format!(
-                "Linked backup repository with id [{item}] was not found in job [{job}]."
-            ),
+            ResourceKind::LinkedRepository => {
+                format!("Linked backup repository with id [{item}] was not found in job [{job}].")
+            }
             ResourceKind::LinkedJob => {
                 format!("Linked job with id [{item}] was not found in job [{job}].")
             }
@@ -127,7 +127,8 @@ impl ResourceKey {
         let include = self.kind == ResourceKind::Include;
         match format {
             Format::Json => {
-                let mut v = json!({"Name": name, "UID": uid, "Links": [], "Href": href, "Type": kind});
+                let mut v =
+                    json!({"Name": name, "UID": uid, "Links": [], "Href": href, "Type": kind});
                 if include {
                     v["ObjectInJobId"] = json!(self.item.to_string());
                 }

@@ -88,12 +88,18 @@ mod tests {
             ("/api/sessionMngr/", "POST /api/sessionMngr/"),
             ("/api/sessionMngr", "POST /api/sessionMngr/"),
             ("/api/jobs/x", "POST /api/jobs/{id}"),
-            ("/api/jobs/x/includes/y", "POST /api/jobs/{id}/includes/{id}"),
+            (
+                "/api/jobs/x/includes/y",
+                "POST /api/jobs/{id}/includes/{id}",
+            ),
             (
                 "/api/jobs/x/linkedBackupRepositories/y",
                 "POST /api/jobs/{id}/linkedBackupRepositories/{id}",
             ),
-            ("/api/jobs/x/linkedJobs/y", "POST /api/jobs/{id}/linkedJobs/{id}"),
+            (
+                "/api/jobs/x/linkedJobs/y",
+                "POST /api/jobs/{id}/linkedJobs/{id}",
+            ),
             ("/api/tasks/task-1", "POST /api/tasks/{id}"),
             ("/api/logonSessions/x", "POST /api/logonSessions/{id}"),
             ("/api/jobs/x/other/y", "POST /api/(unknown)"),

@@ -103,9 +103,11 @@ impl Sim {
         };
         let base = base_url(headers, self.local);
         match route {
-            Route::Outside | Route::UnknownApi => {
-                wire::error(format, 404, &format!("The resource [{path}] was not found."))
-            }
+            Route::Outside | Route::UnknownApi => wire::error(
+                format,
+                404,
+                &format!("The resource [{path}] was not found."),
+            ),
             Route::Logon if method == Method::POST => self.logon(format, headers, &base),
             Route::Logon => method_not_allowed(format, method),
             route => {
@@ -129,8 +131,10 @@ impl Sim {
             Some((u, p)) if u == self.cfg.username && p == self.cfg.password => u,
             _ => {
                 let mut r = wire::error(format, 401, "Unauthorized: wrong user name or password.");
-                r.headers_mut()
-                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic Realm=RestSvc"));
+                r.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic Realm=RestSvc"),
+                );
                 return r;
             }
         };
@@ -203,7 +207,11 @@ fn refusal(format: Format, r: Refusal) -> Response {
 }
 
 fn method_not_allowed(format: Format, method: &Method) -> Response {
-    wire::error(format, 405, &format!("Method {method} is not allowed on this resource."))
+    wire::error(
+        format,
+        405,
+        &format!("Method {method} is not allowed on this resource."),
+    )
 }
 
 fn bad_id(id: &str) -> Refusal {

@@ -13,19 +13,28 @@ use crate::em::codec::{Format, encode_error};
 /// The header (and cookie) that carries the session token.
 pub(crate) const SESSION_HEADER: &str = "X-RestSvcSessionId";
 
-/// The answer format asked for by `Accept`; `Err(())` when it names both XML and JSON.
-pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Format, ()> {
+/// An `Accept` that names both XML and JSON (EM answers 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MixedAccept;
+
+/// The answer format asked for by `Accept`: JSON only when JSON alone is named.
+pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Format, MixedAccept> {
     let (mut xml, mut json) = (false, false);
     for value in headers.get_all(ACCEPT) {
         let Ok(value) = value.to_str() else { continue };
         for part in value.split(',') {
-            let media = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             json |= media.ends_with("json");
             xml |= media.ends_with("xml");
         }
     }
     match (xml, json) {
-        (true, true) => Err(()),
+        (true, true) => Err(MixedAccept),
         (false, true) => Ok(Format::Json),
         _ => Ok(Format::Xml),
     }
@@ -123,14 +132,30 @@ mod tests {
 
     #[test]
     fn accept_negotiation_follows_em() {
-        let cases: &[(&[(&str, &str)], Result<Format, ()>)] = &[
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Result<Format, MixedAccept>,
+        );
+        let cases: &[Case] = &[
             (&[], Ok(Format::Xml)),
             (&[("accept", "*/*")], Ok(Format::Xml)),
             (&[("accept", "application/xml")], Ok(Format::Xml)),
             (&[("accept", "application/json")], Ok(Format::Json)),
-            (&[("accept", "application/json; charset=utf-8")], Ok(Format::Json)),
-            (&[("accept", "application/xml, application/json")], Err(())),
-            (&[("accept", "application/xml"), ("accept", "application/json")], Err(())),
+            (
+                &[("accept", "application/json; charset=utf-8")],
+                Ok(Format::Json),
+            ),
+            (
+                &[("accept", "application/xml, application/json")],
+                Err(MixedAccept),
+            ),
+            (
+                &[
+                    ("accept", "application/xml"),
+                    ("accept", "application/json"),
+                ],
+                Err(MixedAccept),
+            ),
         ];
         for (h, want) in cases {
             assert_eq!(negotiate(&headers(h)), *want, "{h:?}");
@@ -157,6 +182,9 @@ mod tests {
             basic_credentials(&h),
             Some(("reaper".into(), "s3:cret".into()))
         );
-        assert_eq!(basic_credentials(&headers(&[("authorization", "Bearer x")])), None);
+        assert_eq!(
+            basic_credentials(&headers(&[("authorization", "Bearer x")])),
+            None
+        );
     }
 }

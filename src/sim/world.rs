@@ -260,7 +260,9 @@ impl World {
         };
         !children.includes.iter().any(|item| {
             let other = ResourceKey::child(ResourceKind::Include, key.job, *item);
-            *item != key.item && !self.deleted.contains(&other) && !self.pending.contains_key(&other)
+            *item != key.item
+                && !self.deleted.contains(&other)
+                && !self.pending.contains_key(&other)
         })
     }
 
@@ -274,7 +276,12 @@ impl World {
     }
 
     /// `GET /tasks/{id}` in the caller's session.
-    pub fn get_task(&mut self, token: &str, task_id: &str, now: Instant) -> Result<TaskView, Refusal> {
+    pub fn get_task(
+        &mut self,
+        token: &str,
+        task_id: &str,
+        now: Instant,
+    ) -> Result<TaskView, Refusal> {
         self.settle(now);
         let session = self.session(token)?;
         let rec = session
@@ -289,9 +296,10 @@ impl World {
     pub fn delete_task(&mut self, token: &str, task_id: &str, now: Instant) -> Result<(), Refusal> {
         self.settle(now);
         let session = self.session(token)?;
-        let rec = session.tasks.remove(task_id).ok_or_else(|| {
-            Refusal::new(404, format!("Task with id [{task_id}] was not found."))
-        })?;
+        let rec = session
+            .tasks
+            .remove(task_id)
+            .ok_or_else(|| Refusal::new(404, format!("Task with id [{task_id}] was not found.")))?;
         if now < rec.finishes_at && self.pending.get(&rec.key).is_some_and(|p| p.seq == rec.seq) {
             self.pending.remove(&rec.key);
         }

@@ -67,7 +67,10 @@ fn a_prefixed_namespace_and_foreign_elements_are_handled() {
 </v:Task>"#;
     let t = decode_task(Format::Xml, body).unwrap();
     assert_eq!(t.task_id, "task-9");
-    assert_eq!(t.href.as_deref(), Some("https://em/api/tasks/task-9?a=1&b=2"));
+    assert_eq!(
+        t.href.as_deref(),
+        Some("https://em/api/tasks/task-9?a=1&b=2")
+    );
     assert_eq!(t.state, TaskState::OperationFinished);
     let r = t.finished_result().unwrap();
     assert!(!r.success);

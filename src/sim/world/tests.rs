@@ -24,7 +24,12 @@ fn a_job_is_gone_only_after_its_task_succeeds() {
     assert_eq!(task.task_id, "task-1");
     assert!(task.result.is_none());
     assert!(w.get_resource(&job, t0).is_ok());
-    assert_eq!(w.delete_resource("tok", job, t0, SEC, true).unwrap_err().status, 404);
+    assert_eq!(
+        w.delete_resource("tok", job, t0, SEC, true)
+            .unwrap_err()
+            .status,
+        404
+    );
     let done = w.get_task("tok", "task-1", t0 + SEC).unwrap();
     assert_eq!(done.result, Some((true, "Ok".into())));
     assert_eq!(w.get_resource(&job, t0 + SEC).unwrap_err().status, 404);
@@ -66,7 +71,10 @@ fn an_idle_session_expires() {
     let (mut w, t0) = world_with_session(None);
     assert!(w.authorize(Some("tok"), t0 + 30 * SEC).is_ok());
     assert!(w.authorize(Some("tok"), t0 + 80 * SEC).is_ok());
-    assert_eq!(w.authorize(Some("tok"), t0 + 150 * SEC).unwrap_err().status, 401);
+    assert_eq!(
+        w.authorize(Some("tok"), t0 + 150 * SEC).unwrap_err().status,
+        401
+    );
     assert_eq!(w.authorize(None, t0).unwrap_err().status, 401);
 }
 
@@ -84,9 +92,18 @@ fn strict_mode_knows_only_its_inventory_and_keeps_the_last_include() {
     let unknown = ResourceKey::job(Uuid::new_v4());
     assert_eq!(w.get_resource(&unknown, t0).unwrap_err().status, 404);
     let inc = |item| ResourceKey::child(ResourceKind::Include, job, item);
-    assert_eq!(w.get_resource(&inc(Uuid::new_v4()), t0).unwrap_err().status, 404);
+    assert_eq!(
+        w.get_resource(&inc(Uuid::new_v4()), t0).unwrap_err().status,
+        404
+    );
     w.delete_resource("tok", inc(a), t0, SEC, true).unwrap();
-    assert_eq!(w.delete_resource("tok", inc(b), t0, SEC, true).unwrap_err().status, 400);
-    w.delete_resource("tok", ResourceKey::job(job), t0, SEC, true).unwrap();
+    assert_eq!(
+        w.delete_resource("tok", inc(b), t0, SEC, true)
+            .unwrap_err()
+            .status,
+        400
+    );
+    w.delete_resource("tok", ResourceKey::job(job), t0, SEC, true)
+        .unwrap();
     assert_eq!(w.get_resource(&inc(b), t0 + SEC).unwrap_err().status, 404);
 }

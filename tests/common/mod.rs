@@ -1,0 +1,240 @@
+//! Shared test harness: a real RabbitMQ (from `REAPER_AMQP_URL`/`AMQP_URL`, or started with
+//! testcontainers when none answers and a Docker engine exists — otherwise the test FAILS with
+//! a clear message), the in-process simulator over real HTTP, a ledger file of the test's own,
+//! and randomly named queues and exchanges so tests run in parallel.
+#![allow(dead_code)]
+
+use reaper::broker::client::{EventWatcher, RequestPublisher};
+use reaper::config::{Config, EmSettings, Secret, Topology};
+use reaper::em::codec::Format;
+use reaper::event::CloudEvent;
+use reaper::http::HttpSettings;
+use reaper::ledger::Ledger;
+use reaper::limit::Budget;
+use reaper::retry::Backoff;
+use reaper::sim::{SimConfig, SimHandle};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+static BROKER: OnceCell<String> = OnceCell::const_new();
+static CONTAINER: OnceCell<
+    Option<testcontainers::ContainerAsync<testcontainers_modules::rabbitmq::RabbitMq>>,
+> = OnceCell::const_new();
+
+/// The broker URL every test uses; fails the test when no broker can be had.
+pub async fn amqp_url() -> String {
+    BROKER
+        .get_or_init(|| async {
+            let url = std::env::var("REAPER_AMQP_URL")
+                .or_else(|_| std::env::var("AMQP_URL"))
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+            let first = match reaper::broker::connect(&url, "reaper-test-probe").await {
+                Ok(c) => {
+                    let _ = c.close(200, "probe".into()).await;
+                    return url;
+                }
+                Err(e) => e,
+            };
+            match start_container().await {
+                Ok(url) => url,
+                Err(e) => panic!(
+                    "no RabbitMQ for the tests: none answers at {url} ({first:#}) and none could be \
+                     started with testcontainers ({e:#}). Start one (`rabbitmq-server -detached`) \
+                     or set REAPER_AMQP_URL."
+                ),
+            }
+        })
+        .await
+        .clone()
+}
+
+async fn start_container() -> anyhow::Result<String> {
+    use testcontainers::runners::AsyncRunner;
+    let container = CONTAINER
+        .get_or_try_init(|| async {
+            testcontainers_modules::rabbitmq::RabbitMq::default()
+                .start()
+                .await
+                .map(Some)
+        })
+        .await?;
+    let c = container.as_ref().expect("initialised above");
+    let port = c.get_host_port_ipv4(5672).await?;
+    Ok(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))
+}
+
+/// One test's world: simulator, ledger file, topology names, broker connection.
+pub struct TestEnv {
+    pub sim: SimHandle,
+    pub dir: tempfile::TempDir,
+    pub cfg: Config,
+    pub conn: lapin::Connection,
+}
+
+impl TestEnv {
+    /// A fresh world with a simulator configured by `sim`.
+    pub async fn new(sim: SimConfig) -> Self {
+        let url = amqp_url().await;
+        let sim = reaper::sim::spawn(sim, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("the simulator starts");
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = format!("test.{}", uuid::Uuid::new_v4().simple());
+        let cfg = Config {
+            amqp_url: Secret::new(url.clone()),
+            topology: Topology::with_prefix(&prefix),
+            ledger: dir.path().join("ledger.db"),
+            worker_name: "test".into(),
+            em: Some(EmSettings {
+                name: "em".into(),
+                url: sim.base_url(),
+                username: "reaper".into(),
+                password: Secret::new("reaper"),
+                format: Format::Xml,
+                http: HttpSettings::default(),
+                budget: Budget {
+                    rate_per_sec: 0.0,
+                    burst: 100,
+                    max_in_flight: 16,
+                },
+            }),
+            poll: Backoff {
+                initial: Duration::from_millis(100),
+                max: Duration::from_millis(400),
+                ..Backoff::POLL
+            },
+            retry: Backoff {
+                initial: Duration::from_millis(50),
+                max: Duration::from_millis(300),
+                ..Backoff::RETRY
+            },
+            shutdown_grace: Duration::from_secs(5),
+            ..Config::default()
+        };
+        let conn = reaper::broker::connect(&url, "reaper-test").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        reaper::broker::declare(&ch, &cfg.topology).await.unwrap();
+        TestEnv {
+            sim,
+            dir,
+            cfg,
+            conn,
+        }
+    }
+
+    pub fn start_worker(&self) -> Worker {
+        Worker::start(self.cfg.clone())
+    }
+
+    pub async fn publisher(&self) -> RequestPublisher {
+        RequestPublisher::new(&self.conn, &self.cfg.topology)
+            .await
+            .unwrap()
+    }
+
+    pub async fn watcher(&self) -> EventWatcher {
+        EventWatcher::new(&self.conn, &self.cfg.topology)
+            .await
+            .unwrap()
+    }
+
+    /// A second handle on the ledger file (WAL allows readers beside the worker).
+    pub async fn ledger(&self) -> Ledger {
+        Ledger::open(&self.cfg.ledger).await.unwrap()
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.cfg.ledger.clone()
+    }
+
+    /// Deletes the test's queues and exchanges.
+    pub async fn cleanup(self) {
+        let ch = self.conn.create_channel().await.unwrap();
+        reaper::cli::cleanup_topology(&ch, &self.cfg.topology).await;
+        self.sim.shutdown().await;
+    }
+}
+
+/// A worker running in this process.
+pub struct Worker {
+    cancel: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Worker {
+    pub fn start(cfg: Config) -> Self {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(reaper::engine::worker::run(cfg, cancel.clone()));
+        Worker { cancel, task }
+    }
+
+    /// Graceful stop: the worker's own shutdown path.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.task.await.unwrap().expect("the worker stops cleanly");
+    }
+
+    /// A crash: the worker's future is dropped wherever it is.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// A request body for an `em.job` deletion.
+pub fn job_request(request_id: &str, job_id: &str) -> reaper::request::RequestWire {
+    reaper::request::RequestWire {
+        request_id: Some(request_id.into()),
+        target: serde_json::json!({"type": "em.job", "job_id": job_id}),
+        batch_id: Some("test-batch".into()),
+        ..Default::default()
+    }
+}
+
+pub fn guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Collects events until `n` distinct request ids have one, or the timeout passes.
+pub async fn collect(
+    w: &mut EventWatcher,
+    n: usize,
+    timeout: Duration,
+) -> HashMap<String, Vec<(String, CloudEvent)>> {
+    let mut by_request: HashMap<String, Vec<(String, CloudEvent)>> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while by_request.len() < n {
+        let next = tokio::time::timeout_at(deadline, w.next()).await;
+        let Ok(next) = next else {
+            panic!(
+                "only {} of {n} requests had an event within {timeout:?}",
+                by_request.len()
+            )
+        };
+        let (key, ev) = next.unwrap();
+        let id = ev.data.request_id.clone().unwrap_or_default();
+        by_request.entry(id).or_default().push((key, ev));
+    }
+    by_request
+}
+
+/// Polls `check` until it returns true, or panics after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

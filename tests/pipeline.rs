@@ -1,0 +1,258 @@
+//! The end-to-end path through every layer: RabbitMQ → intake → ledger → EM simulator over
+//! HTTP → outbox → events, with real RabbitMQ, a real SQLite file and the real simulator.
+
+mod common;
+
+use common::*;
+use reaper::event::Outcome;
+use reaper::sim::SimConfig;
+use std::collections::HashSet;
+use std::time::Duration;
+
+fn quick_tasks() -> SimConfig {
+    SimConfig {
+        task_duration: (Duration::from_millis(200), Duration::from_millis(400)),
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn fifty_job_requests_end_in_fifty_succeeded_events_with_their_task_ids() {
+    let env = TestEnv::new(quick_tasks()).await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let requests: Vec<_> = (0..50)
+        .map(|i| job_request(&format!("r-{i}"), &guid()))
+        .collect();
+    env.publisher().await.publish_all(&requests).await.unwrap();
+
+    let got = collect(&mut events, 50, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 50);
+    for r in &requests {
+        let id = r.request_id.as_ref().unwrap();
+        let evs = &got[id];
+        assert_eq!(evs.len(), 1, "one event for {id}");
+        let (key, ev) = &evs[0];
+        assert_eq!(key, "delete.succeeded");
+        assert_eq!(ev.kind, "reaper.delete.succeeded");
+        assert_eq!(ev.data.outcome, Outcome::Deleted);
+        let task = ev.data.task.as_ref().expect("the event names its task");
+        assert!(task.id.starts_with("task-"), "{task:?}");
+        assert_eq!(task.state.as_deref(), Some("Finished"));
+        assert_eq!(task.success, Some(true));
+        assert_eq!(ev.data.http_status, Some(202));
+        assert_eq!(ev.data.attempts, 1);
+        assert_eq!(ev.data.target.as_ref().unwrap(), &r.target);
+        assert_eq!(ev.data.batch_id.as_deref(), Some("test-batch"));
+        assert_eq!(ev.subject.as_deref(), Some(id.as_str()));
+    }
+    let stats = env.sim.stats();
+    assert_eq!(
+        stats.calls.get("DELETE /api/jobs/{id}"),
+        Some(&50),
+        "{stats:?}"
+    );
+    assert_eq!(stats.deletes.len(), 50);
+    assert!(stats.deletes.values().all(|n| *n == 1));
+    assert_eq!(stats.logons, 1, "one logon session shared by every call");
+
+    worker.stop().await;
+    assert_eq!(
+        env.sim.stats().logoffs,
+        1,
+        "the session is logged off on shutdown"
+    );
+    let ledger = env.ledger().await;
+    let counts = ledger.counts().await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].state.as_str(), counts[0].count),
+        ("succeeded", 50)
+    );
+    assert_eq!(ledger.unpublished_count().await.unwrap(), 0);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_request_id_causes_one_delete_and_gets_the_same_event_id() {
+    let env = TestEnv::new(quick_tasks()).await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let publisher = env.publisher().await;
+    let request = job_request("dup-1", &guid());
+    publisher
+        .publish_all(std::slice::from_ref(&request))
+        .await
+        .unwrap();
+    let first = collect(&mut events, 1, Duration::from_secs(30)).await;
+    publisher
+        .publish_all(std::slice::from_ref(&request))
+        .await
+        .unwrap();
+    let second = collect(&mut events, 1, Duration::from_secs(30)).await;
+
+    let (_, a) = &first["dup-1"][0];
+    let (_, b) = &second["dup-1"][0];
+    assert_eq!(a.id, b.id, "the duplicate gets the first outcome's event");
+    assert_eq!(a.data, b.data);
+    assert_eq!(env.sim.stats().calls.get("DELETE /api/jobs/{id}"), Some(&1));
+    // Both deliveries were acked: nothing waits in the queue or went to the dead letters.
+    worker.stop().await;
+    let ch = env.conn.create_channel().await.unwrap();
+    for q in [
+        &env.cfg.topology.request_queue,
+        &env.cfg.topology.dead_letter_queue,
+    ] {
+        let state = ch
+            .queue_declare(
+                q.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(state.message_count(), 0, "{q} is empty");
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_whole_and_a_good_request_after_it_succeeds() {
+    let env = TestEnv::new(quick_tasks()).await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let publisher = env.publisher().await;
+    let poison = b"{\"request_id\": \"poison-1\", \"target\": {\"type\": \"em.job\", \"job_id\": \"../../x\"}}";
+    publisher.publish_raw(poison, None).await.unwrap();
+    publisher
+        .publish_raw(b"\x00\x01 not json at all", Some("poison-2"))
+        .await
+        .unwrap();
+    publisher
+        .publish_raw(b"{\"no\": \"id\"}", None)
+        .await
+        .unwrap();
+    publisher
+        .publish_all(&[job_request("good-1", &guid())])
+        .await
+        .unwrap();
+
+    let got = collect(&mut events, 3, Duration::from_secs(30)).await;
+    for id in ["poison-1", "poison-2"] {
+        let (key, ev) = &got[id][0];
+        assert_eq!(key, "delete.failed");
+        assert_eq!(ev.data.outcome, Outcome::Invalid);
+        assert!(!ev.data.error.as_ref().unwrap().message.is_empty());
+    }
+    assert_eq!(got["good-1"][0].1.data.outcome, Outcome::Deleted);
+
+    // All three bad messages are in the dead-letter queue, byte for byte.
+    let ch = env.conn.create_channel().await.unwrap();
+    let mut dead = Vec::new();
+    while let Some(m) = ch
+        .basic_get(
+            env.cfg.topology.dead_letter_queue.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+    {
+        dead.push(m.delivery.data.clone());
+    }
+    assert_eq!(dead.len(), 3);
+    assert!(dead.contains(&poison.to_vec()));
+    assert!(dead.contains(&b"\x00\x01 not json at all".to_vec()));
+    assert_eq!(env.sim.stats().calls.get("DELETE /api/jobs/{id}"), Some(&1));
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_worker_dropped_while_tasks_poll_is_resumed_by_a_new_one_without_deleting_twice() {
+    let env = TestEnv::new(SimConfig {
+        task_duration: (Duration::from_millis(1500), Duration::from_millis(2500)),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let requests: Vec<_> = (0..20)
+        .map(|i| job_request(&format!("crash-{i}"), &guid()))
+        .collect();
+    env.publisher().await.publish_all(&requests).await.unwrap();
+
+    let ledger = env.ledger().await;
+    wait_until(
+        "every request is polling",
+        Duration::from_secs(30),
+        || async {
+            ledger
+                .counts()
+                .await
+                .unwrap()
+                .iter()
+                .any(|c| c.state == "polling" && c.count == 20)
+        },
+    )
+    .await;
+    worker.kill().await;
+    assert_eq!(env.sim.stats().logoffs, 0, "a crash logs nothing off");
+
+    let worker = env.start_worker();
+    let got = collect(&mut events, 20, Duration::from_secs(60)).await;
+    for r in &requests {
+        let evs = &got[r.request_id.as_ref().unwrap()];
+        assert_eq!(evs.len(), 1);
+        assert_eq!(
+            evs[0].1.data.outcome,
+            Outcome::Deleted,
+            "{:?}",
+            evs[0].1.data
+        );
+    }
+    let stats = env.sim.stats();
+    assert_eq!(stats.deletes.len(), 20);
+    assert!(
+        stats.deletes.values().all(|n| *n == 1),
+        "no job deleted twice: {:?}",
+        stats.deletes
+    );
+    assert_eq!(stats.logons, 2, "one session per worker, not one per task");
+    // The new session could not poll the old session's tasks: each was verified by GET.
+    assert!(
+        stats.calls.get("GET /api/jobs/{id}").copied().unwrap_or(0) >= 20,
+        "{stats:?}"
+    );
+    worker.stop().await;
+    let unique: HashSet<_> = got.values().map(|e| e[0].1.id.clone()).collect();
+    assert_eq!(unique.len(), 20);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_target_type_not_supported_yet_is_refused_with_a_message() {
+    let env = TestEnv::new(quick_tasks()).await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let dcs = reaper::request::RequestWire {
+        request_id: Some("dcs-1".into()),
+        target: serde_json::json!({"type": "dcs.background_task",
+            "project_id": "a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71",
+            "instance_id": "5560df16-cebf-4473-95c4-d1b573c16e79",
+            "task_id": "8abf6e1e72c12e7c0172c15b508500aa"}),
+        ..Default::default()
+    };
+    env.publisher().await.publish_all(&[dcs]).await.unwrap();
+    let got = collect(&mut events, 1, Duration::from_secs(30)).await;
+    let (key, ev) = &got["dcs-1"][0];
+    assert_eq!(key, "delete.failed");
+    assert_eq!(ev.data.outcome, Outcome::Refused);
+    let err = ev.data.error.as_ref().unwrap();
+    assert!(err.message.contains("not supported yet"), "{err:?}");
+    assert_eq!(env.sim.stats().total_calls, 0, "nothing was sent");
+    worker.stop().await;
+    env.cleanup().await;
+}
