@@ -82,6 +82,33 @@ pub struct EmSettings {
     pub budget: Budget,
 }
 
+/// How reaper authenticates to Huawei Cloud DCS.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DcsAuth {
+    /// A fixed IAM token (`REAPER_DCS_TOKEN` / `REAPER_DCS_TOKEN_FILE`), sent as is.
+    Static(Secret),
+    /// Password credentials exchanged at IAM (`POST {iam_url}/v3/auth/tokens`) for
+    /// project-scoped tokens, cached and refreshed before expiry.
+    Iam {
+        iam_url: String,
+        domain: String,
+        username: String,
+        password: Secret,
+    },
+}
+
+/// One Huawei Cloud DCS endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DcsSettings {
+    pub name: String,
+    pub url: String,
+    pub auth: DcsAuth,
+    pub http: HttpSettings,
+    pub budget: Budget,
+    /// Whether a 404 on delete means `already_absent` (default) or `refused`.
+    pub not_found_is_absent: bool,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -94,6 +121,7 @@ pub struct Config {
     pub ledger: PathBuf,
     pub worker_name: String,
     pub em: Option<EmSettings>,
+    pub dcs: Option<DcsSettings>,
     pub max_attempts: u32,
     pub task_timeout: Duration,
     pub retry: Backoff,
@@ -121,6 +149,7 @@ impl Default for Config {
             ledger: PathBuf::from("reaper.db"),
             worker_name: "reaper".into(),
             em: None,
+            dcs: None,
             max_attempts: 8,
             task_timeout: Duration::from_secs(3600),
             retry: Backoff::RETRY,
@@ -266,13 +295,7 @@ impl Config {
         let em = match s.get("REAPER_EM_URL") {
             None => None,
             Some(url) => {
-                let url = url.trim().trim_end_matches('/').to_string();
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(err(
-                        "REAPER_EM_URL",
-                        format!("`{url}` is not an http(s) URL"),
-                    ));
-                }
+                let url = http_url("REAPER_EM_URL", url)?;
                 let username = s
                     .get("REAPER_EM_USERNAME")
                     .ok_or_else(|| err("REAPER_EM_USERNAME", "required when REAPER_EM_URL is set"))?
@@ -294,6 +317,7 @@ impl Config {
                 })
             }
         };
+        let dcs = dcs_settings(s, budget)?;
         let max_attempts: u32 = s.parse("REAPER_MAX_ATTEMPTS", d.max_attempts)?;
         if max_attempts == 0 {
             return Err(err("REAPER_MAX_ATTEMPTS", "must be at least 1"));
@@ -319,6 +343,7 @@ impl Config {
             ledger: PathBuf::from(s.string("REAPER_LEDGER", "reaper.db")),
             worker_name: s.string("REAPER_WORKER_NAME", &d.worker_name),
             em,
+            dcs,
             max_attempts,
             task_timeout: s.duration("REAPER_TASK_TIMEOUT", d.task_timeout)?,
             retry: backoff("RETRY", d.retry, Jitter::Full)?,
@@ -331,6 +356,93 @@ impl Config {
             shutdown_grace: s.duration("REAPER_SHUTDOWN_GRACE", d.shutdown_grace)?,
         })
     }
+}
+
+fn http_url(key: &str, url: &str) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/').to_string();
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(err(key, format!("`{url}` is not an http(s) URL")))
+    }
+}
+
+/// The DCS endpoint, when `REAPER_DCS_URL` is set. Its budget defaults to the EM one's
+/// values but is a budget of its own (`REAPER_DCS_RATE_PER_SEC`, …).
+fn dcs_settings(s: &Source, em_budget: Budget) -> Result<Option<DcsSettings>, ConfigError> {
+    let Some(url) = s.get("REAPER_DCS_URL") else {
+        return Ok(None);
+    };
+    let url = http_url("REAPER_DCS_URL", url)?;
+    let auth = match (s.secret("REAPER_DCS_TOKEN")?, s.get("REAPER_DCS_IAM_URL")) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "REAPER_DCS_TOKEN",
+                "set a static token or REAPER_DCS_IAM_URL, not both",
+            ));
+        }
+        (Some(token), None) => DcsAuth::Static(token),
+        (None, Some(iam)) => DcsAuth::Iam {
+            iam_url: http_url("REAPER_DCS_IAM_URL", iam)?,
+            domain: s
+                .get("REAPER_DCS_DOMAIN")
+                .ok_or_else(|| {
+                    err(
+                        "REAPER_DCS_DOMAIN",
+                        "required with REAPER_DCS_IAM_URL (the account name)",
+                    )
+                })?
+                .trim()
+                .to_string(),
+            username: s
+                .get("REAPER_DCS_USERNAME")
+                .ok_or_else(|| err("REAPER_DCS_USERNAME", "required with REAPER_DCS_IAM_URL"))?
+                .trim()
+                .to_string(),
+            password: s.secret("REAPER_DCS_PASSWORD")?.ok_or_else(|| {
+                err(
+                    "REAPER_DCS_PASSWORD",
+                    "required (or REAPER_DCS_PASSWORD_FILE) with REAPER_DCS_IAM_URL",
+                )
+            })?,
+        },
+        (None, None) => {
+            return Err(err(
+                "REAPER_DCS_TOKEN",
+                "REAPER_DCS_URL needs REAPER_DCS_TOKEN, REAPER_DCS_TOKEN_FILE or REAPER_DCS_IAM_URL",
+            ));
+        }
+    };
+    let http = HttpSettings {
+        ca_file: s.get("REAPER_DCS_CA_FILE").map(|p| PathBuf::from(p.trim())),
+        insecure_tls: s.bool("REAPER_DCS_INSECURE_TLS", false)?,
+        connect_timeout: s.duration("REAPER_HTTP_CONNECT_TIMEOUT", Duration::from_secs(10))?,
+        request_timeout: s.duration("REAPER_HTTP_TIMEOUT", Duration::from_secs(60))?,
+    };
+    let budget = Budget {
+        rate_per_sec: s.parse("REAPER_DCS_RATE_PER_SEC", em_budget.rate_per_sec)?,
+        burst: s.parse("REAPER_DCS_BURST", em_budget.burst)?,
+        max_in_flight: s.parse("REAPER_DCS_MAX_IN_FLIGHT", em_budget.max_in_flight)?,
+    };
+    let not_found = s.string("REAPER_DCS_NOT_FOUND", "already_absent");
+    let not_found_is_absent = match not_found.as_str() {
+        "already_absent" => true,
+        "refused" => false,
+        other => {
+            return Err(err(
+                "REAPER_DCS_NOT_FOUND",
+                format!("`{other}` is not already_absent or refused"),
+            ));
+        }
+    };
+    Ok(Some(DcsSettings {
+        name: s.string("REAPER_DCS_NAME", "dcs"),
+        url,
+        auth,
+        http,
+        budget,
+        not_found_is_absent,
+    }))
 }
 
 /// Reads a TOML file of `key = value` pairs (lower case, no `REAPER_` prefix) into the

@@ -52,17 +52,21 @@ pub fn client(s: &HttpSettings) -> anyhow::Result<reqwest::Client> {
     b.build().context("building the HTTP client")
 }
 
-/// Parses `Retry-After`: delay-seconds or an HTTP date. A date in the past is zero.
+/// The longest pause a `Retry-After` may impose (a misbehaving server cannot park a worker).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date. A date in the past is zero; anything
+/// longer than [`MAX_RETRY_AFTER`] is capped.
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(3600)));
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(
         at.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO)
-            .min(Duration::from_secs(3600)),
+            .min(MAX_RETRY_AFTER),
     )
 }
 

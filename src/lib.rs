@@ -1,7 +1,7 @@
 //! reaper — a bulk-deletion worker.
 //!
 //! Delete requests arrive on RabbitMQ; each becomes the right DELETE call against Veeam
-//! Backup Enterprise Manager (or, later, Huawei DCS), rate-limited per endpoint, recorded in
+//! Backup Enterprise Manager or Huawei Cloud DCS, rate-limited per endpoint, recorded in
 //! a SQLite ledger, followed to its end, and answered with exactly one outcome event.
 //!
 //! Map of the modules (dependencies point downwards):
@@ -10,15 +10,17 @@
 //! - [`broker`]: RabbitMQ topology, intake (consumer) and the outbox publisher.
 //! - [`ledger`]: the SQLite ledger and outbox.
 //! - [`em`]: the Enterprise Manager client and wire codecs.
+//! - [`dcs`]: the Huawei Cloud DCS client (IAM tokens, error classes, wire shapes).
 //! - [`limit`], [`retry`], [`http`]: call budgets, backoff policy, HTTP plumbing.
 //! - [`request`], [`event`]: the message contracts.
 //! - [`config`]: the typed configuration.
-//! - [`sim`]: the EM simulator used by `simulate`, `demo` and the tests.
+//! - [`sim`]: the EM + DCS simulator used by `simulate`, `demo` and the tests.
 #![deny(unsafe_code)]
 
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod dcs;
 pub mod em;
 pub mod engine;
 pub mod event;

@@ -2,8 +2,10 @@
 //! and an endpoint-wide pause when the server says `Retry-After`. Every call that reaches an
 //! endpoint — deletes, polls, verifications, logons — goes through its [`Limiter`].
 
+use crate::retry::{Backoff, Jitter};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -25,7 +27,17 @@ pub struct Limiter {
     rate: Option<DefaultDirectRateLimiter>,
     in_flight: Arc<Semaphore>,
     paused_until: Mutex<Option<Instant>>,
+    /// Throttling answers (429/503) in a row, for the back-off when no `Retry-After` came.
+    throttles: AtomicU32,
 }
+
+/// How an endpoint that throttles without saying for how long is backed off.
+const THROTTLE_BACKOFF: Backoff = Backoff {
+    initial: std::time::Duration::from_millis(500),
+    factor: 2.0,
+    max: std::time::Duration::from_secs(30),
+    jitter: Jitter::Equal,
+};
 
 /// Held for the duration of one call; releases the concurrency slot when dropped.
 pub struct CallPermit {
@@ -46,6 +58,7 @@ impl Limiter {
             rate,
             in_flight: Arc::new(Semaphore::new(budget.max_in_flight.max(1))),
             paused_until: Mutex::new(None),
+            throttles: AtomicU32::new(0),
         }
     }
 
@@ -71,6 +84,23 @@ impl Limiter {
         CallPermit { _slot: slot }
     }
 
+    /// The endpoint answered 429 or 503: pause it for `retry_after` when the server said so,
+    /// else for a jittered back-off that grows while the throttling goes on.
+    pub fn throttled(&self, retry_after: Option<Duration>) -> Duration {
+        let n = self.throttles.fetch_add(1, Ordering::Relaxed) + 1;
+        let d = retry_after.unwrap_or_else(|| THROTTLE_BACKOFF.delay(n));
+        self.pause_for(d);
+        tracing::warn!(pause = ?d, "endpoint throttled: pausing every call to it");
+        d
+    }
+
+    /// A call went through: the throttling back-off starts over.
+    pub fn recovered(&self) {
+        if self.throttles.load(Ordering::Relaxed) != 0 {
+            self.throttles.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Pauses every call to this endpoint for `d` (from `Retry-After` or a back-off).
     /// A longer pause already in force is kept.
     pub fn pause_for(&self, d: Duration) {
@@ -79,5 +109,78 @@ impl Limiter {
         if p.is_none_or(|cur| cur < until) {
             *p = Some(until);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unlimited() -> Limiter {
+        Limiter::new(Budget {
+            rate_per_sec: 0.0,
+            burst: 1,
+            max_in_flight: 2,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_every_caller_until_it_ends() {
+        let l = unlimited();
+        l.pause_for(Duration::from_secs(3));
+        let start = Instant::now();
+        let _p = l.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(3));
+        l.pause_for(Duration::from_secs(1));
+        l.pause_for(Duration::from_millis(10));
+        let start = Instant::now();
+        let _q = l.acquire().await;
+        assert!(
+            start.elapsed() >= Duration::from_secs(1),
+            "the longer pause is kept"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_without_retry_after_backs_off_more_each_time_until_a_success() {
+        let l = unlimited();
+        assert_eq!(
+            l.throttled(Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        let d2 = l.throttled(None);
+        let d3 = l.throttled(None);
+        let d4 = l.throttled(None);
+        // The second throttle in a row: 1 s with equal jitter, then 2 s, then 4 s.
+        assert!(
+            d2 >= Duration::from_millis(500) && d2 <= Duration::from_secs(1),
+            "{d2:?}"
+        );
+        assert!(
+            d3 >= Duration::from_secs(1) && d3 <= Duration::from_secs(2),
+            "{d3:?}"
+        );
+        assert!(
+            d4 >= Duration::from_secs(2) && d4 <= Duration::from_secs(4),
+            "{d4:?}"
+        );
+        l.recovered();
+        let d = l.throttled(None);
+        assert!(d <= Duration::from_millis(500), "starts over: {d:?}");
+    }
+
+    #[tokio::test]
+    async fn the_concurrency_cap_holds_callers_back() {
+        let l = Arc::new(unlimited());
+        let a = l.acquire().await;
+        let _b = l.acquire().await;
+        let waiting = tokio::spawn({
+            let l = Arc::clone(&l);
+            async move { l.acquire().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a third call waits for a slot");
+        drop(a);
+        waiting.await.unwrap();
     }
 }

@@ -233,7 +233,7 @@ async fn a_worker_dropped_while_tasks_poll_is_resumed_by_a_new_one_without_delet
 }
 
 #[tokio::test]
-async fn a_target_type_not_supported_yet_is_refused_with_a_message() {
+async fn a_dcs_request_without_a_dcs_endpoint_is_refused_with_a_message() {
     let env = TestEnv::new(quick_tasks()).await;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
@@ -251,7 +251,7 @@ async fn a_target_type_not_supported_yet_is_refused_with_a_message() {
     assert_eq!(key, "delete.failed");
     assert_eq!(ev.data.outcome, Outcome::Refused);
     let err = ev.data.error.as_ref().unwrap();
-    assert!(err.message.contains("not supported yet"), "{err:?}");
+    assert!(err.message.contains("REAPER_DCS_URL"), "{err:?}");
     assert_eq!(env.sim.stats().total_calls, 0, "nothing was sent");
     worker.stop().await;
     env.cleanup().await;

@@ -7,8 +7,8 @@ use crate::event::CloudEvent;
 use crate::request::RequestWire;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, Consumer};
@@ -102,6 +102,7 @@ impl RequestPublisher {
 
 /// Watches the events exchange through an exclusive queue bound to `#`.
 pub struct EventWatcher {
+    ch: Channel,
     consumer: Consumer,
     pub queue: String,
 }
@@ -140,28 +141,39 @@ impl EventWatcher {
             FieldTable::default(),
         )
         .await?;
+        // Auto-ack: the queue is this watcher's own, and `next` stays cancel safe.
         let consumer = ch
             .basic_consume(
                 queue.as_str().into(),
                 "".into(),
-                BasicConsumeOptions::default(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await?;
-        Ok(EventWatcher { consumer, queue })
+        Ok(EventWatcher {
+            ch,
+            consumer,
+            queue,
+        })
     }
 
-    /// The next event (acked), with its routing key.
+    /// Closes the watcher's channel (its queue goes with it).
+    pub async fn close(&self) {
+        let _ = self.ch.close(200, "watcher closed".into()).await;
+    }
+
+    /// The next event, with its routing key.
     ///
-    /// Cancel safety: an event received but not yet returned when the future is dropped is
-    /// left unacked and redelivered to this queue's next consumer (none: it is exclusive).
+    /// Cancel safety: safe; an event not yet taken stays in the consumer's buffer.
     pub async fn next(&mut self) -> anyhow::Result<(String, CloudEvent)> {
         let d = self
             .consumer
             .next()
             .await
             .ok_or_else(|| anyhow::anyhow!("the event consumer was closed"))??;
-        d.ack(BasicAckOptions::default()).await?;
         let ev: CloudEvent = serde_json::from_slice(&d.data)
             .map_err(|e| anyhow::anyhow!("an event is not a reaper CloudEvent: {e}"))?;
         Ok((d.routing_key.to_string(), ev))

@@ -144,6 +144,14 @@ impl IntakeCtx {
     ///
     /// Cancel safety: a delivery being recorded when cancel fires is finished first.
     pub async fn run(&self, ch: Channel, cancel: CancellationToken) -> anyhow::Result<()> {
+        let result = self.consume(&ch, cancel).await;
+        if result.is_ok() {
+            let _ = ch.close(200, "intake stopped".into()).await;
+        }
+        result
+    }
+
+    async fn consume(&self, ch: &Channel, cancel: CancellationToken) -> anyhow::Result<()> {
         ch.basic_qos(self.prefetch, BasicQosOptions::default())
             .await?;
         let tag = format!("reaper-intake-{}", uuid::Uuid::new_v4());
@@ -175,8 +183,22 @@ impl IntakeCtx {
                     break true;
                 }
             };
+            // Stop the flow, then record what the broker had already sent (at most the
+            // prefetch): nothing stays held unacked while paused, nothing is nacked.
             ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await?;
+            let drain = async {
+                while let Some(d) = consumer.next().await {
+                    self.settle(d?, &cancel).await?;
+                }
+                anyhow::Ok(())
+            };
+            match tokio::time::timeout(Duration::from_secs(10), drain).await {
+                Ok(result) => result?,
+                Err(_) => tracing::warn!(
+                    "the consumer did not end after cancel; held deliveries return on reconnect"
+                ),
+            }
             if !paused {
                 return Ok(());
             }

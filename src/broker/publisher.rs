@@ -29,10 +29,18 @@ impl Publisher {
     ///
     /// Cancel safety: a round in progress when cancel fires is completed first.
     pub async fn run(&self, ch: Channel, cancel: CancellationToken) -> anyhow::Result<()> {
+        let result = self.drain(&ch, cancel).await;
+        if result.is_ok() {
+            let _ = ch.close(200, "publisher stopped".into()).await;
+        }
+        result
+    }
+
+    async fn drain(&self, ch: &Channel, cancel: CancellationToken) -> anyhow::Result<()> {
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         let mut failures = 0u32;
         loop {
-            let (sent, failed) = self.round(&ch).await?;
+            let (sent, failed) = self.round(ch).await?;
             if failed > 0 {
                 failures += 1;
                 let delay = Backoff::RECONNECT.delay(failures);

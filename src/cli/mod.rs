@@ -1,8 +1,10 @@
 //! The command line (design 1.5). Each subcommand parses its flags, builds what it needs from
 //! the one [`Config`], and returns an exit code; `main` only prints errors.
 
+mod bench;
 mod demo;
 mod enqueue;
+mod harness;
 mod ops;
 
 use crate::config::Config;
@@ -25,10 +27,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the worker (configured by REAPER_… environment variables).
     Run,
-    /// Serve the Enterprise Manager simulator.
+    /// Serve the Enterprise Manager + Huawei DCS simulator.
     Simulate(SimulateArgs),
     /// Simulator + worker + a sample batch in one process, against the configured RabbitMQ.
     Demo(demo::DemoArgs),
+    /// Throughput, calls per request, memory with many tasks in flight, and budget use.
+    Bench(bench::BenchArgs),
     /// Publish requests from a JSON Lines or CSV file, with publisher confirms.
     Enqueue(enqueue::EnqueueArgs),
     /// What the ledger holds: counts per state and outcome, or one request's history.
@@ -47,6 +51,9 @@ pub enum Command {
 
 /// Flags of `reaper simulate`. Credentials come from REAPER_EM_USERNAME / REAPER_EM_PASSWORD
 /// (or REAPER_EM_PASSWORD_FILE), never from a flag; they default to `reaper` / `reaper`.
+/// The DCS side's IAM credentials likewise come from REAPER_DCS_USERNAME / REAPER_DCS_PASSWORD
+/// (or _FILE) / REAPER_DCS_DOMAIN (default `reaper` each), and a static token it accepts from
+/// REAPER_DCS_TOKEN (or _FILE).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
     /// Address to listen on.
@@ -76,6 +83,41 @@ pub struct SimulateArgs {
     /// Concurrent calls above which the simulator answers 503.
     #[arg(long)]
     pub capacity: Option<u32>,
+    /// DCS: how long an IAM token is valid (then 401 DCS.1002).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub dcs_token_ttl: Duration,
+    /// DCS: how long a background task stays EXECUTING (a DELETE meanwhile is 400 DCS.4957).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub dcs_task_executing_for: Duration,
+    /// DCS: API-gateway calls per second above which `/v2` answers 429 APIG.0308.
+    #[arg(long)]
+    pub dcs_rate_limit: Option<u32>,
+    /// DCS: a project whose background tasks may not be deleted (403 DCS.2003); repeatable.
+    #[arg(long = "dcs-forbidden-project")]
+    pub dcs_forbidden_projects: Vec<String>,
+}
+
+/// A secret from `KEY` or the file named by `KEY_FILE` (trailing newline dropped).
+fn env_secret(key: &str) -> anyhow::Result<Option<String>> {
+    if let Ok(v) = std::env::var(key)
+        && !v.is_empty()
+    {
+        return Ok(Some(v));
+    }
+    match std::env::var(format!("{key}_FILE")) {
+        Ok(f) if !f.is_empty() => std::fs::read_to_string(&f)
+            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_string()))
+            .map_err(|e| anyhow::anyhow!("{key}_FILE: cannot read `{f}`: {e}")),
+        _ => Ok(None),
+    }
+}
+
+/// A non-secret setting from the environment, or `default`.
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.into())
 }
 
 /// Parses `2s` or `1s..5s`.
@@ -119,6 +161,14 @@ impl SimulateArgs {
             throttle_ratio: self.throttle_ratio,
             latency: self.latency,
             capacity: self.capacity,
+            dcs_username: env_or("REAPER_DCS_USERNAME", "reaper"),
+            dcs_password: env_secret("REAPER_DCS_PASSWORD")?.unwrap_or_else(|| "reaper".into()),
+            dcs_domain: env_or("REAPER_DCS_DOMAIN", "reaper"),
+            dcs_token_ttl: self.dcs_token_ttl,
+            dcs_static_token: env_secret("REAPER_DCS_TOKEN")?,
+            dcs_task_executing_for: self.dcs_task_executing_for,
+            dcs_rate_limit: self.dcs_rate_limit,
+            dcs_forbidden_projects: self.dcs_forbidden_projects.clone(),
         })
     }
 }
@@ -161,13 +211,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?;
             println!(
-                "EM simulator on http://{} (API under /api, counters at /_sim/stats)",
+                "EM + DCS simulator on http://{} (EM under /api, DCS under /v2, IAM at \
+                 /v3/auth/tokens, counters at /_sim/stats)",
                 listener.local_addr()?
             );
             crate::sim::serve(cfg, listener, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Enqueue(args) => enqueue::run(args).await,
         Command::Status { request_id } => ops::status(request_id.as_deref()).await,
         Command::Report { batch, format } => ops::report(&batch, format).await,

@@ -129,7 +129,8 @@ impl EmClient {
             StatusCode::OK => codec::decode_task(self.format, &answer.body)
                 .map(Poll::Task)
                 .map_err(|e| EmError::transport(e.to_string())),
-            StatusCode::NOT_FOUND => Ok(Poll::SessionLost),
+            // 401: the session expired (and was renewed by `call`); 404: EM forgot the task.
+            StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND => Ok(Poll::SessionLost),
             StatusCode::INTERNAL_SERVER_ERROR => {
                 let err = self.error(answer);
                 if is_lost_task_message(&err.message) {
@@ -281,10 +282,12 @@ impl EmClient {
             req = req.header(TOKEN_HEADER, s.token.expose());
         }
         let answer = read(req.send().await.map_err(transport_error)?).await?;
-        if let Some(d) = answer.retry_after
-            && matches!(answer.status.as_u16(), 429 | 503)
-        {
-            self.limiter.pause_for(d);
+        match answer.status.as_u16() {
+            429 | 503 => {
+                self.limiter.throttled(answer.retry_after);
+            }
+            s if s < 500 => self.limiter.recovered(),
+            _ => {}
         }
         Ok(answer)
     }

@@ -3,25 +3,35 @@
 //! by the ledger's `due_at` (earliest first: new deletes and due polls share one queue fairly),
 //! so a hundred thousand running tasks cost rows, not sleeping tasks.
 
+mod dcs_outcome;
 mod outcome;
+mod remote;
 mod step;
 pub mod worker;
 
+pub use dcs_outcome::{after_dcs_delete, dcs_error_info};
 pub use outcome::{Next, after_delete, after_poll, after_verify};
 
 use crate::config::Config;
+use crate::dcs::DcsClient;
 use crate::em::EmClient;
 use crate::ledger::{Ledger, now_ms};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How long a claimed row is held before another scheduler pass may hand it out again.
-/// Longer than any one step can take (limiter wait + two HTTP timeouts).
-const LEASE: Duration = Duration::from_secs(30 * 60);
+/// How long a claimed row is held before a scheduler pass may hand it out again. Each step
+/// writes the row's real next due time when it ends, so the lease only matters for a step
+/// that never ends (its process died: leases are released at the next start). It must be
+/// longer than any one step can take: a wait for the endpoint's budget (a `Retry-After`
+/// pause is capped at 5 minutes) plus two HTTP timeouts.
+const LEASE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// When a step failed (e.g. the ledger was busy), how soon its request is tried again.
+const STEP_RETRY: Duration = Duration::from_secs(30);
 
 /// The longest idle sleep between ledger looks.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -31,11 +41,11 @@ pub struct Engine {
     pub(crate) ledger: Ledger,
     pub(crate) cfg: Arc<Config>,
     pub(crate) em: HashMap<String, Arc<EmClient>>,
+    pub(crate) dcs: HashMap<String, Arc<DcsClient>>,
     /// Woken when intake accepts a request.
     pub wake: Arc<Notify>,
     /// Woken when an event is written to the outbox.
     pub(crate) outbox_wake: Arc<Notify>,
-    in_flight: Mutex<HashSet<String>>,
 }
 
 impl Engine {
@@ -43,15 +53,16 @@ impl Engine {
         ledger: Ledger,
         cfg: Arc<Config>,
         em: HashMap<String, Arc<EmClient>>,
+        dcs: HashMap<String, Arc<DcsClient>>,
         outbox_wake: Arc<Notify>,
     ) -> Self {
         Engine {
             ledger,
             cfg,
             em,
+            dcs,
             wake: Arc::new(Notify::new()),
             outbox_wake,
-            in_flight: Mutex::new(HashSet::new()),
         }
     }
 
@@ -75,21 +86,18 @@ impl Engine {
                     .await?;
                 let claimed = rows.len();
                 for row in rows {
-                    if !self
-                        .in_flight
-                        .lock()
-                        .expect("lock poisoned")
-                        .insert(row.request_id.clone())
-                    {
-                        continue; // still being worked on; its step will set the next due time
-                    }
                     let permit = Arc::clone(&permits).acquire_owned().await?;
                     let this = Arc::clone(&self);
                     steps.spawn(async move {
                         let id = row.request_id.clone();
                         let result = this.step(row).await;
-                        this.in_flight.lock().expect("lock poisoned").remove(&id);
                         drop(permit);
+                        if result.is_err() {
+                            // Most likely the ledger itself failed: try again soon rather
+                            // than after the whole lease.
+                            let retry_at = now_ms() + STEP_RETRY.as_millis() as i64;
+                            let _ = this.ledger.release(&id, retry_at).await;
+                        }
                         result.map_err(|e| e.context(format!("request {id}")))
                     });
                 }

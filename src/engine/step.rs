@@ -1,11 +1,12 @@
 //! One step of one request: dispatch (DELETE), poll (task), or verify (GET), with the ledger
-//! committed before and after each remote side effect (design 2.2).
+//! committed before and after each remote side effect (design 2.2). DCS requests are only
+//! ever dispatched: their DELETE is synchronous.
 
 use super::{Engine, LEASE, Next};
 use crate::em::EmClient;
 use crate::event::{CloudEvent, ErrorInfo, EventData, Outcome, TaskInfo, ms_to_time};
 use crate::ledger::{Change, Finish, NewEvent, RequestRow, State, TaskRecord, now_ms};
-use crate::request::{System, Target};
+use crate::request::Target;
 use std::sync::Arc;
 
 /// The stable id of a request's outcome event.
@@ -46,7 +47,7 @@ impl Engine {
         }
     }
 
-    fn em_client(&self, row: &RequestRow) -> Result<&Arc<EmClient>, ErrorInfo> {
+    pub(super) fn em_client(&self, row: &RequestRow) -> Result<&Arc<EmClient>, ErrorInfo> {
         self.em.get(&row.endpoint).ok_or_else(|| {
             unsupported(if self.em.is_empty() {
                 "no Enterprise Manager endpoint is configured (set REAPER_EM_URL)".to_string()
@@ -74,20 +75,9 @@ impl Engine {
                 .finish(&row, Outcome::RetriesExhausted, error, None, None)
                 .await;
         }
-        let client = match target.system() {
-            System::Em => match self.em_client(&row) {
-                Ok(c) => Arc::clone(c),
-                Err(error) => {
-                    return self
-                        .finish(&row, Outcome::Refused, Some(error), None, None)
-                        .await;
-                }
-            },
-            System::Dcs => {
-                let error = unsupported(format!(
-                    "target type {} is not supported yet",
-                    target.type_name()
-                ));
+        let remote = match self.remote(&row, &target) {
+            Ok(r) => r,
+            Err(error) => {
                 return self
                     .finish(&row, Outcome::Refused, Some(error), None, None)
                     .await;
@@ -101,7 +91,7 @@ impl Engine {
             attempts: i64::from(attempt),
             ..row
         };
-        let next = super::after_delete(client.delete(&target.path()).await);
+        let next = remote.delete().await;
         let now = now_ms();
         match next {
             Next::Finish {

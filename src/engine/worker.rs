@@ -5,6 +5,7 @@
 use super::Engine;
 use crate::broker::{self, intake::IntakeCtx, publisher::Publisher};
 use crate::config::Config;
+use crate::dcs::DcsClient;
 use crate::em::EmClient;
 use crate::ledger::{Ledger, now_ms};
 use crate::limit::Limiter;
@@ -27,6 +28,19 @@ pub fn em_clients(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<EmClient>>
     Ok(map)
 }
 
+/// Builds the DCS clients of the configuration, keyed by endpoint name. Each has a budget
+/// of its own, separate from EM's.
+pub fn dcs_clients(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<DcsClient>>> {
+    let mut map = HashMap::new();
+    if let Some(dcs) = &cfg.dcs {
+        let limiter = Arc::new(Limiter::new(dcs.budget));
+        let client =
+            DcsClient::new(dcs, limiter).with_context(|| format!("DCS endpoint `{}`", dcs.name))?;
+        map.insert(dcs.name.clone(), Arc::new(client));
+    }
+    Ok(map)
+}
+
 /// Runs one worker until `cancel`, then stops it gracefully. Returns an error when a part
 /// fails (broker connection lost, ledger unusable); the caller may run it again, and the
 /// new run resumes from the ledger.
@@ -40,6 +54,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(resumed, "resuming unfinished requests from the ledger");
     }
     let em = em_clients(&cfg)?;
+    let dcs = dcs_clients(&cfg)?;
     let conn = broker::connect(
         cfg.amqp_url.expose(),
         &format!("reaper/{}", cfg.worker_name),
@@ -47,12 +62,14 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     .await?;
     let setup = conn.create_channel().await?;
     broker::declare(&setup, &cfg.topology).await?;
+    let _ = setup.close(200, "topology declared".into()).await;
 
     let outbox_wake = Arc::new(Notify::new());
     let engine = Arc::new(Engine::new(
         ledger.clone(),
         Arc::clone(&cfg),
         em.clone(),
+        dcs,
         Arc::clone(&outbox_wake),
     ));
     let intake = IntakeCtx {
@@ -66,7 +83,11 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
             .as_ref()
             .map(|e| e.name.clone())
             .unwrap_or_else(|| "em".into()),
-        dcs_endpoint: "dcs".into(),
+        dcs_endpoint: cfg
+            .dcs
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| "dcs".into()),
         engine_wake: Arc::clone(&engine.wake),
         outbox_wake: Arc::clone(&outbox_wake),
     };

@@ -296,26 +296,28 @@ impl Ledger {
         Ok(())
     }
 
-    /// Claims up to `limit` rows that are due, leasing them until `lease_until` so that the
-    /// scheduler does not hand them out twice. The engine sets the real next due time.
+    /// Claims up to `limit` due rows, leasing them until `lease_until` so that no other pass
+    /// hands them out while they are worked on (each step then sets the real next due time).
+    ///
+    /// Fairness: due follow-ups (polls and verifications of running tasks) and due new work
+    /// (first attempts and retries) each get at least half of `limit` when both are waiting,
+    /// earliest due first within each; a share one side does not use goes to the other.
+    /// So a backlog of new requests cannot starve polls, nor many running tasks new deletes.
     pub async fn claim_due(
         &self,
         now: i64,
         limit: u32,
         lease_until: i64,
     ) -> anyhow::Result<Vec<RequestRow>> {
-        let rows = sqlx::query_as::<_, RequestRow>(
-            "UPDATE requests SET due_at = ?
-             WHERE request_id IN (SELECT request_id FROM requests
-                                  WHERE due_at IS NOT NULL AND due_at <= ?
-                                  ORDER BY due_at LIMIT ?)
-             RETURNING *",
-        )
-        .bind(lease_until)
-        .bind(now)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        let mut rows = claim(&mut tx, Work::FollowUp, now, limit.div_ceil(2), lease_until).await?;
+        let rest = limit - rows.len() as u32;
+        rows.extend(claim(&mut tx, Work::New, now, rest, lease_until).await?);
+        let rest = limit - rows.len() as u32;
+        if rest > 0 {
+            rows.extend(claim(&mut tx, Work::FollowUp, now, rest, lease_until).await?);
+        }
+        tx.commit().await?;
         Ok(rows)
     }
 
@@ -350,6 +352,16 @@ impl Ledger {
         .await?
         .rows_affected();
         Ok(n)
+    }
+
+    /// Makes an unfinished request due at `at` (after a step failed half-way).
+    pub async fn release(&self, request_id: &str, at: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE requests SET due_at = ? WHERE request_id = ? AND due_at IS NOT NULL")
+            .bind(at)
+            .bind(request_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Marks a request `submitting` and counts the attempt, before the DELETE is sent.
@@ -437,6 +449,49 @@ impl Ledger {
                 .await?,
         )
     }
+}
+
+/// The two kinds of due work the scheduler balances.
+#[derive(Clone, Copy)]
+enum Work {
+    FollowUp,
+    New,
+}
+
+async fn claim(
+    tx: &mut Transaction<'_, Sqlite>,
+    work: Work,
+    now: i64,
+    limit: u32,
+    lease_until: i64,
+) -> anyhow::Result<Vec<RequestRow>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let sql = match work {
+        Work::FollowUp => {
+            "UPDATE requests SET due_at = ?
+             WHERE request_id IN (SELECT request_id FROM requests
+                                  WHERE state IN ('polling', 'verifying')
+                                    AND due_at IS NOT NULL AND due_at <= ?
+                                  ORDER BY due_at LIMIT ?)
+             RETURNING *"
+        }
+        Work::New => {
+            "UPDATE requests SET due_at = ?
+             WHERE request_id IN (SELECT request_id FROM requests
+                                  WHERE state IN ('accepted', 'submitting', 'retry_wait')
+                                    AND due_at IS NOT NULL AND due_at <= ?
+                                  ORDER BY due_at LIMIT ?)
+             RETURNING *"
+        }
+    };
+    Ok(sqlx::query_as::<_, RequestRow>(sql)
+        .bind(lease_until)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?)
 }
 
 async fn apply(

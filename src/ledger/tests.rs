@@ -146,3 +146,33 @@ async fn finishing_writes_the_outcome_and_its_event_together() {
     assert_eq!(l.pending_events(10).await.unwrap()[0].event_id, "ev-r1");
     assert_eq!(l.backlog().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_backlog_of_new_requests_does_not_starve_due_polls_nor_polls_new_work() {
+    let (_d, l) = ledger().await;
+    // 20 old new requests, and 6 polls that became due later.
+    for i in 0..20 {
+        l.accept(&request(&format!("new-{i}"), JOB_A), "em", 100)
+            .await
+            .unwrap();
+    }
+    for i in 0..6 {
+        let id = format!("poll-{i}");
+        l.accept(&request(&id, JOB_A), "em", 100).await.unwrap();
+        let change = Change::to(State::Polling, "task recorded").due(150);
+        l.advance(&id, &change, 150, None).await.unwrap();
+    }
+    let rows = l.claim_due(200, 4, 10_000).await.unwrap();
+    let polls = rows.iter().filter(|r| r.state == "polling").count();
+    assert_eq!(
+        (rows.len(), polls),
+        (4, 2),
+        "half the slots go to due polls"
+    );
+    // When one side has nothing due, the other takes every slot.
+    let rows = l.claim_due(200, 10, 10_000).await.unwrap();
+    let polls = rows.iter().filter(|r| r.state == "polling").count();
+    assert_eq!((rows.len(), polls), (10, 4));
+    let rows = l.claim_due(200, 50, 10_000).await.unwrap();
+    assert_eq!(rows.len(), 12, "the rest of the new work");
+}

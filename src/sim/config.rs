@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::inventory::Inventory;
 
-/// How the simulated Enterprise Manager behaves. Build it with `..SimConfig::default()`.
+/// How the simulated Enterprise Manager (and DCS, the `dcs_` fields) behaves. Build it with `..SimConfig::default()`.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// The only accepted user name (HTTP Basic auth on logon). Default `reaper`.
@@ -29,6 +29,24 @@ pub struct SimConfig {
     pub latency: Duration,
     /// More concurrent requests than this are answered 503. Default: no limit.
     pub capacity: Option<u32>,
+    /// DCS: the IAM user name accepted by `POST /v3/auth/tokens`. Default `reaper`.
+    pub dcs_username: String,
+    /// DCS: the IAM password. Default `reaper`. Never logged.
+    pub dcs_password: String,
+    /// DCS: the IAM domain (account) name. Default `reaper`.
+    pub dcs_domain: String,
+    /// DCS: how long an IAM token is valid (then 401 DCS.1002). Default 24 h, as IAM's.
+    pub dcs_token_ttl: Duration,
+    /// DCS: a token accepted for every project besides IAM's (a static `REAPER_DCS_TOKEN`).
+    pub dcs_static_token: Option<String>,
+    /// DCS: how long a background task stays `EXECUTING` after the simulator first sees it;
+    /// a DELETE meanwhile answers 400 DCS.4957. Default 0.
+    pub dcs_task_executing_for: Duration,
+    /// DCS: API-gateway throttling: calls per second above which `/v2` answers 429
+    /// APIG.0308. Default: none.
+    pub dcs_rate_limit: Option<u32>,
+    /// DCS: projects whose background tasks the user may not delete (403 DCS.2003).
+    pub dcs_forbidden_projects: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -44,6 +62,14 @@ impl Default for SimConfig {
             throttle_ratio: 0.0,
             latency: Duration::ZERO,
             capacity: None,
+            dcs_username: "reaper".into(),
+            dcs_password: "reaper".into(),
+            dcs_domain: "reaper".into(),
+            dcs_token_ttl: Duration::from_secs(24 * 3600),
+            dcs_static_token: None,
+            dcs_task_executing_for: Duration::ZERO,
+            dcs_rate_limit: None,
+            dcs_forbidden_projects: Vec::new(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! An in-process simulator of Veeam Backup Enterprise Manager's REST API, for
+//! An in-process simulator of Veeam Backup Enterprise Manager's REST API — and, on the same
+//! listener, of Huawei Cloud DCS's background-task API with its IAM token service — for
 //! `reaper simulate`, `reaper demo` and integration tests that need exact counts of what
 //! reached the server.
 //!
@@ -11,9 +12,13 @@
 //!
 //! Layout: `config` (knobs), `inventory` (strict mode), `resource` (what can be deleted),
 //! `world` (sessions, tasks, existence; pure), `routes` + `wire` (HTTP edges), `server`
-//! (the handler), `stats` (counters). Must not touch anything outside `src/sim/`.
+//! (the handler), `stats` (counters); DCS: `dcs_world` (tokens, background tasks,
+//! throttling; pure) and `dcs` (its HTTP edge, shares `crate::dcs::wire`). Must not touch
+//! anything outside `src/sim/`.
 
 mod config;
+mod dcs;
+mod dcs_world;
 mod inventory;
 mod resource;
 mod routes;
@@ -69,6 +74,11 @@ impl SimHandle {
     /// Test knob: forgets every logon session now (old tokens answer 401).
     pub fn expire_sessions(&self) {
         self.sim.expire_sessions();
+    }
+
+    /// Test knob: lets every DCS (IAM) token expire now (they answer 401 DCS.1002).
+    pub fn expire_dcs_tokens(&self) {
+        self.sim.dcs.expire_tokens();
     }
 
     /// Stops serving: waits up to 5 s for open requests, then aborts.

@@ -12,9 +12,10 @@ use axum::extract::State;
 use axum::http::header::{HOST, SET_COOKIE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{any, get};
 
 use super::config::{SimConfig, chance};
+use super::dcs::DcsSim;
 use super::inventory::index;
 use super::resource::{ResourceKey, ResourceKind, parse_path_guid};
 use super::routes::Route;
@@ -30,6 +31,8 @@ pub(crate) struct Sim {
     cfg: SimConfig,
     world: Mutex<World>,
     pub stats: StatsRecorder,
+    /// The simulated DCS and its IAM (`/v2/…`, `/v3/auth/tokens`).
+    pub dcs: DcsSim,
     /// Requests being answered now (for `capacity`).
     inflight: AtomicU32,
     /// Where the server listens (fallback for `Href`s when a request has no `Host`).
@@ -50,6 +53,7 @@ impl Sim {
         let inventory = cfg.inventory.take().map(|inv| index(&inv));
         let world = World::new(cfg.session_idle_timeout, inventory);
         Arc::new(Sim {
+            dcs: DcsSim::new(&cfg),
             cfg,
             world: Mutex::new(world),
             stats: StatsRecorder::default(),
@@ -261,10 +265,13 @@ fn task_response(format: Format, code: u16, view: TaskView, base: &str) -> Respo
     wire::body(format, code, encode_task(format, &task))
 }
 
-/// The simulator's router: `GET /_sim/stats` (not counted) and EM for everything else.
+/// The simulator's router: `GET /_sim/stats` (not counted), IAM and DCS, and EM for
+/// everything else.
 pub(crate) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/_sim/stats", get(stats_json))
+        .route("/v3/auth/tokens", any(super::dcs::iam))
+        .route("/v2/{*rest}", any(super::dcs::api))
         .fallback(handle)
         .with_state(sim)
 }

@@ -21,6 +21,9 @@ pub struct SimStats {
     pub logons: u64,
     /// Successful logoffs.
     pub logoffs: u64,
+    /// DCS: IAM tokens issued.
+    #[serde(default)]
+    pub token_issues: u64,
     /// Most requests that arrived within any one second (sliding window).
     pub max_calls_per_second: u64,
     pub total_calls: u64,
@@ -80,6 +83,10 @@ impl StatsRecorder {
 
     pub fn logoff(&self) {
         self.with(|i| i.stats.logoffs += 1);
+    }
+
+    pub fn token_issue(&self) {
+        self.with(|i| i.stats.token_issues += 1);
     }
 
     pub fn snapshot(&self) -> SimStats {

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use reaper::broker::client::{EventWatcher, RequestPublisher};
-use reaper::config::{Config, EmSettings, Secret, Topology};
+use reaper::config::{Config, DcsAuth, DcsSettings, EmSettings, Secret, Topology};
 use reaper::em::codec::Format;
 use reaper::event::CloudEvent;
 use reaper::http::HttpSettings;
@@ -127,6 +127,12 @@ impl TestEnv {
         }
     }
 
+    /// Also points the worker at the simulator's DCS (and IAM), authenticating with `auth`.
+    pub fn with_dcs(mut self, auth: DcsAuth) -> Self {
+        self.cfg.dcs = Some(dcs_settings(&self.sim, auth));
+        self
+    }
+
     pub fn start_worker(&self) -> Worker {
         Worker::start(self.cfg.clone())
     }
@@ -237,4 +243,52 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The simulator's DCS endpoint as the worker sees it: no rate limit of its own, 16 calls in
+/// flight, 404 → `already_absent`.
+pub fn dcs_settings(sim: &SimHandle, auth: DcsAuth) -> DcsSettings {
+    DcsSettings {
+        name: "dcs".into(),
+        url: sim.base_url(),
+        auth,
+        http: HttpSettings::default(),
+        budget: Budget {
+            rate_per_sec: 0.0,
+            burst: 100,
+            max_in_flight: 16,
+        },
+        not_found_is_absent: true,
+    }
+}
+
+/// IAM password auth against the simulator with its default credentials (reaper/reaper/reaper).
+pub fn iam_auth(sim: &SimHandle) -> DcsAuth {
+    DcsAuth::Iam {
+        iam_url: sim.base_url(),
+        domain: "reaper".into(),
+        username: "reaper".into(),
+        password: Secret::new("reaper"),
+    }
+}
+
+/// A request body for a `dcs.background_task` deletion.
+pub fn dcs_request(
+    request_id: &str,
+    project_id: &str,
+    instance_id: &str,
+    task_id: &str,
+) -> reaper::request::RequestWire {
+    reaper::request::RequestWire {
+        request_id: Some(request_id.into()),
+        target: serde_json::json!({"type": "dcs.background_task", "project_id": project_id,
+            "instance_id": instance_id, "task_id": task_id}),
+        batch_id: Some("test-batch".into()),
+        ..Default::default()
+    }
+}
+
+/// A fresh DCS task id: 32 hex characters.
+pub fn task_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }

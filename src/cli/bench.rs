@@ -1,0 +1,227 @@
+//! `reaper bench`: figures measured against the in-process simulator through the configured
+//! RabbitMQ — end-to-end throughput and calls per request with no latency and no rate limit,
+//! memory with 100,000 tasks in flight, and how much of a rate budget a backlog uses.
+//! Prints figures; asserts nothing (machines are noisy).
+
+use super::harness::{Harness, HarnessSpec, sample_batch};
+use crate::config::Config;
+use crate::em::codec::Format;
+use crate::limit::Budget;
+use crate::retry::Backoff;
+use crate::sim::SimConfig;
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Requests for the throughput run.
+    #[arg(long, default_value_t = 5000)]
+    pub requests: usize,
+    /// Tasks kept in flight for the memory run (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    pub in_flight: usize,
+    /// Rate budget for the budget run, calls/s (0 skips it).
+    #[arg(long, default_value_t = 50.0)]
+    pub budget_rate: f64,
+    /// Length of the budget run's measuring window.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub budget_window: Duration,
+}
+
+fn spec(sim: SimConfig, budget: Budget, base: &Config) -> HarnessSpec {
+    HarnessSpec {
+        name: "bench",
+        sim,
+        budget,
+        format: Format::Xml,
+        poll: base.poll,
+        engine_concurrency: base.engine_concurrency,
+        backlog_limit: 0,
+    }
+}
+
+const UNLIMITED: Budget = Budget {
+    rate_per_sec: 0.0,
+    burst: 1,
+    max_in_flight: 64,
+};
+
+/// Waits for an event of each of `n` requests.
+async fn await_events(h: &mut Harness, n: usize) -> anyhow::Result<()> {
+    let mut seen = HashSet::new();
+    while seen.len() < n {
+        let (_, ev) = h.events.next().await?;
+        if let Some(id) = ev.data.request_id {
+            seen.insert(id);
+        }
+    }
+    Ok(())
+}
+
+/// This process's peak and current resident memory, in MiB (Linux; 0 elsewhere).
+fn memory_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// CPU seconds used by this process so far (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0 // utime + stime, at the usual 100 ticks a second
+}
+
+async fn throughput(base: &Config, n: usize) -> anyhow::Result<()> {
+    let sim = SimConfig {
+        task_duration: (Duration::ZERO, Duration::ZERO),
+        ..Default::default()
+    };
+    let mut h = Harness::start(base.clone(), spec(sim, UNLIMITED, base)).await?;
+    let requests = sample_batch(n, "bench-throughput");
+    let started = Instant::now();
+    h.publish(&requests).await?;
+    await_events(&mut h, n).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let stats = h.sim.stats();
+    h.stop().await;
+    println!("throughput: {n} em.job requests, tasks end at once, no latency, no rate limit");
+    println!(
+        "  completed           {n} in {secs:.2} s = {:.0} requests/s end to end",
+        n as f64 / secs
+    );
+    println!(
+        "  EM calls            {} = {:.2} calls per completed request (DELETE, task polls, logon)",
+        stats.total_calls,
+        stats.total_calls as f64 / n as f64
+    );
+    Ok(())
+}
+
+async fn memory(base: &Config, n: usize) -> anyhow::Result<()> {
+    let hour = Duration::from_secs(3600);
+    let sim = SimConfig {
+        task_duration: (hour, hour),
+        ..Default::default()
+    };
+    let h = Harness::start(base.clone(), spec(sim, UNLIMITED, base)).await?;
+    let ledger = crate::ledger::Ledger::open(&h.cfg.ledger).await?;
+    let (_, rss_before) = memory_mib();
+    let started = Instant::now();
+    h.publish(&sample_batch(n, "bench-memory")).await?;
+    let published = started.elapsed().as_secs_f64();
+    loop {
+        let polling: i64 = ledger
+            .counts()
+            .await?
+            .iter()
+            .filter(|c| c.state == "polling")
+            .map(|c| c.count)
+            .sum();
+        if polling as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let in_flight_after = started.elapsed().as_secs_f64();
+    let (cpu0, calls0, t0) = (cpu_seconds(), h.sim.stats().total_calls, Instant::now());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (cpu1, calls1, window) = (
+        cpu_seconds(),
+        h.sim.stats().total_calls,
+        t0.elapsed().as_secs_f64(),
+    );
+    let (peak, rss) = memory_mib();
+    let db = std::fs::metadata(&h.cfg.ledger)
+        .map(|m| m.len())
+        .unwrap_or(0) as f64
+        / 1048576.0;
+    ledger.close().await;
+    h.stop().await;
+    println!("memory: {n} tasks in flight (each Running for 1 h), polled from the ledger");
+    println!(
+        "  published           {n} in {published:.1} s; all polling after {in_flight_after:.1} s"
+    );
+    println!(
+        "  resident memory     {rss:.0} MiB now, {peak:.0} MiB peak, {rss_before:.0} MiB before (whole process: worker + simulator + broker client)"
+    );
+    println!("  ledger file         {db:.0} MiB");
+    println!(
+        "  while they poll     {:.0} polls/s at {:.0}% of one core over {window:.0} s",
+        (calls1 - calls0) as f64 / window,
+        100.0 * (cpu1 - cpu0) / window
+    );
+    Ok(())
+}
+
+async fn budget(base: &Config, rate: f64, window: Duration) -> anyhow::Result<()> {
+    let sim = SimConfig {
+        task_duration: (Duration::from_millis(500), Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let budget = Budget {
+        rate_per_sec: rate,
+        burst: (rate as u32).max(1),
+        max_in_flight: 8,
+    };
+    let poll = Backoff {
+        initial: Duration::from_millis(500),
+        ..base.poll
+    };
+    let h = Harness::start(
+        base.clone(),
+        HarnessSpec {
+            poll,
+            ..spec(sim, budget, base)
+        },
+    )
+    .await?;
+    // Enough work to keep the budget busy for the whole window.
+    let n = (rate * window.as_secs_f64()) as usize + 500;
+    h.publish(&sample_batch(n, "bench-budget")).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await; // past the initial burst
+    let (c0, t0) = (h.sim.stats().total_calls, Instant::now());
+    tokio::time::sleep(window).await;
+    let (c1, secs) = (h.sim.stats().total_calls, t0.elapsed().as_secs_f64());
+    let busiest = h.sim.stats().max_calls_per_second;
+    h.stop().await;
+    let achieved = (c1 - c0) as f64 / secs;
+    println!(
+        "budget: rate {rate}/s, burst {}, a backlog of {n} requests",
+        budget.burst
+    );
+    println!(
+        "  achieved            {achieved:.1} calls/s over {secs:.0} s = {:.1}% of the budget; busiest second {busiest} (limit {})",
+        100.0 * achieved / rate,
+        rate as u64 + u64::from(budget.burst)
+    );
+    Ok(())
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let base = Config::from_env()?;
+    throughput(&base, args.requests).await?;
+    if args.in_flight > 0 {
+        memory(&base, args.in_flight).await?;
+    }
+    if args.budget_rate > 0.0 {
+        budget(&base, args.budget_rate, args.budget_window).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

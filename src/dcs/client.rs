@@ -1,0 +1,206 @@
+//! The DCS client: deletes (and lists) background tasks with `X-Auth-Token`, every call —
+//! IAM token calls included — through the endpoint's [`Limiter`]. On 401 the project's token
+//! is renewed (single-flight) and the call is sent exactly once more. Knows nothing of the
+//! ledger or the broker.
+
+use super::answer::{Answer, read, transport_error};
+use super::error::{DcsError, ErrorClass, Origin};
+use super::token::{Iam, Token, Tokens};
+use super::wire::{TOKEN_HEADER, TaskList};
+use crate::config::{DcsAuth, DcsSettings};
+use crate::limit::Limiter;
+use crate::request::Segment;
+use reqwest::{Method, StatusCode};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long the whole endpoint pauses after a 429 that names no `Retry-After` (the API
+/// gateway's throttling is per second).
+const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+
+/// A background task deleted (DELETE answered 200 or 204). DCS deletes synchronously:
+/// there is nothing to follow afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DcsDeleted {
+    pub status: u16,
+    /// The answer's `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// A client for one DCS endpoint.
+pub struct DcsClient {
+    http: reqwest::Client,
+    url: String,
+    tokens: Tokens,
+    limiter: Arc<Limiter>,
+    not_found_is_absent: bool,
+}
+
+impl DcsClient {
+    /// Builds the client (TLS trust and timeouts from `settings`, used for IAM as well).
+    /// Asks IAM for nothing yet.
+    pub fn new(settings: &DcsSettings, limiter: Arc<Limiter>) -> anyhow::Result<Self> {
+        let http = crate::http::client(&settings.http)?;
+        let tokens = match &settings.auth {
+            DcsAuth::Static(token) => Tokens::fixed(token.clone()),
+            DcsAuth::Iam {
+                iam_url,
+                domain,
+                username,
+                password,
+            } => Tokens::Iam(Box::new(Iam {
+                http: http.clone(),
+                limiter: Arc::clone(&limiter),
+                url: format!("{}/v3/auth/tokens", iam_url.trim_end_matches('/')),
+                domain: domain.clone(),
+                username: username.clone(),
+                password: password.clone(),
+                cache: Mutex::default(),
+                gates: Mutex::default(),
+            })),
+        };
+        Ok(DcsClient {
+            http,
+            url: settings.url.trim_end_matches('/').to_string(),
+            tokens,
+            limiter,
+            not_found_is_absent: settings.not_found_is_absent,
+        })
+    }
+
+    /// Whether a 404 on delete counts as `already_absent` (else `refused`).
+    pub fn not_found_is_absent(&self) -> bool {
+        self.not_found_is_absent
+    }
+
+    /// `DELETE /v2/{project_id}/instances/{instance_id}/tasks/{task_id}`. Success is 200
+    /// (`{"message": ""}` or an empty body) or 204.
+    pub async fn delete_task(
+        &self,
+        project_id: &str,
+        instance_id: &str,
+        task_id: &str,
+    ) -> Result<DcsDeleted, DcsError> {
+        let path = task_path(project_id, instance_id, Some(task_id))?;
+        let answer = self.call(Method::DELETE, project_id, &path).await?;
+        match answer.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(DcsDeleted {
+                status: answer.status.as_u16(),
+                request_id: answer.request_id,
+            }),
+            _ => Err(answer.into_error(Origin::Dcs)),
+        }
+    }
+
+    /// `GET /v2/{project_id}/instances/{instance_id}/tasks`: the instance's background tasks.
+    pub async fn list_tasks(
+        &self,
+        project_id: &str,
+        instance_id: &str,
+    ) -> Result<TaskList, DcsError> {
+        let path = task_path(project_id, instance_id, None)?;
+        let answer = self.call(Method::GET, project_id, &path).await?;
+        if answer.status != StatusCode::OK {
+            return Err(answer.into_error(Origin::Dcs));
+        }
+        serde_json::from_str(&answer.body)
+            .map_err(|e| DcsError::transport(Origin::Dcs, format!("unreadable task listing: {e}")))
+    }
+
+    /// One authorised call. On 401 an IAM token is renewed and the call sent once more; a
+    /// second 401 (or one to a static token) is returned as it is, classified `Unauthorized`.
+    async fn call(&self, method: Method, project_id: &str, path: &str) -> Result<Answer, DcsError> {
+        let (answer, token) = self.send(method.clone(), project_id, path, None).await?;
+        if answer.status != StatusCode::UNAUTHORIZED || !self.tokens.is_renewable() {
+            return Ok(answer);
+        }
+        tracing::debug!(
+            project_id,
+            "DCS refused the token: renewing it and retrying once"
+        );
+        let (answer, _) = self.send(method, project_id, path, Some(&token)).await?;
+        Ok(answer)
+    }
+
+    /// Sends one request through the limiter with a token that is still fresh when the call
+    /// leaves: one that aged while waiting for the budget is renewed first (without holding
+    /// a call slot, which the IAM call needs). `refused` is never sent again. A 429/503
+    /// pauses the whole endpoint.
+    async fn send(
+        &self,
+        method: Method,
+        project_id: &str,
+        path: &str,
+        refused: Option<&Arc<Token>>,
+    ) -> Result<(Answer, Arc<Token>), DcsError> {
+        let mut token = self.tokens.get(project_id, refused).await?;
+        let mut permit = self.limiter.acquire().await;
+        if !token.is_fresh() {
+            drop(permit);
+            token = self.tokens.renew(project_id, &token).await?;
+            permit = self.limiter.acquire().await;
+        }
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(TOKEN_HEADER, token.value.expose())
+            .send()
+            .await
+            .map_err(|e| transport_error(Origin::Dcs, &e))?;
+        let answer = read(Origin::Dcs, resp).await?;
+        drop(permit);
+        match (answer.status.as_u16(), answer.retry_after) {
+            (429 | 503, Some(d)) => self.limiter.pause_for(d),
+            (429, None) => self.limiter.pause_for(THROTTLE_PAUSE),
+            _ => {}
+        }
+        Ok((answer, token))
+    }
+}
+
+/// The path of an instance's task list, or of one task. Every id must be one safe path
+/// segment: anything that could change the URL's shape is refused before sending.
+fn task_path(
+    project_id: &str,
+    instance_id: &str,
+    task_id: Option<&str>,
+) -> Result<String, DcsError> {
+    let safe = |id: &str| {
+        Segment::parse(id).map_err(|reason| DcsError {
+            class: ErrorClass::Permanent,
+            ..DcsError::transport(Origin::Dcs, reason)
+        })
+    };
+    let base = format!(
+        "/v2/{}/instances/{}/tasks",
+        safe(project_id)?.as_str(),
+        safe(instance_id)?.as_str()
+    );
+    Ok(match task_id {
+        Some(t) => format!("{base}/{}", safe(t)?.as_str()),
+        None => base,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_paths_refuse_ids_that_change_the_url() {
+        assert_eq!(
+            task_path("p", "i", Some("8abf6e1e72c12e7c0172c15b508500aa")).unwrap(),
+            "/v2/p/instances/i/tasks/8abf6e1e72c12e7c0172c15b508500aa"
+        );
+        assert_eq!(
+            task_path("p", "i", None).unwrap(),
+            "/v2/p/instances/i/tasks"
+        );
+        for bad in ["..", "a/b", "a?b", "", "a%2f"] {
+            let e = task_path("p", "i", Some(bad)).unwrap_err();
+            assert_eq!(e.class, ErrorClass::Permanent, "{bad}");
+            assert_eq!(e.status, None);
+        }
+    }
+}

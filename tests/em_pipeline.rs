@@ -1,0 +1,277 @@
+//! Enterprise Manager end to end through RabbitMQ: every EM target type in both formats,
+//! session expiry while tasks poll, and the outcomes of refusals, failures, task removal and
+//! deletes of what is already gone.
+
+mod common;
+
+use common::*;
+use reaper::em::codec::Format;
+use reaper::event::Outcome;
+use reaper::request::RequestWire;
+use reaper::sim::{Inventory, InventoryJob, SimConfig};
+use std::time::Duration;
+
+fn quick() -> SimConfig {
+    SimConfig {
+        task_duration: (Duration::from_millis(200), Duration::from_millis(300)),
+        ..SimConfig::default()
+    }
+}
+
+fn request(id: &str, target: serde_json::Value) -> RequestWire {
+    RequestWire {
+        request_id: Some(id.into()),
+        target,
+        ..Default::default()
+    }
+}
+
+async fn every_em_type_in(format: Format) {
+    let mut env = TestEnv::new(quick()).await;
+    env.cfg.em.as_mut().unwrap().format = format;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let (job, child) = (guid(), guid());
+    let requests = vec![
+        request(
+            "job",
+            serde_json::json!({"type": "em.job", "job_id": format!("urn:veeam:Job:{job}")}),
+        ),
+        request(
+            "include",
+            serde_json::json!({"type": "em.job_include", "job_id": guid(), "include_id": child}),
+        ),
+        request(
+            "repo",
+            serde_json::json!({"type": "em.job_linked_repository", "job_id": guid(), "repository_id": guid()}),
+        ),
+        request(
+            "linked",
+            serde_json::json!({"type": "em.job_linked_job", "job_id": guid(), "linked_job_id": guid()}),
+        ),
+    ];
+    env.publisher().await.publish_all(&requests).await.unwrap();
+    let got = collect(&mut events, 4, Duration::from_secs(30)).await;
+    for (id, op) in [
+        ("job", "DeleteJob"),
+        ("include", "UpdateJob"),
+        ("repo", "UpdateJob"),
+        ("linked", "UpdateJob"),
+    ] {
+        let ev = &got[id][0].1;
+        assert_eq!(ev.data.outcome, Outcome::Deleted, "{id}: {:?}", ev.data);
+        let task = ev.data.task.as_ref().unwrap();
+        assert_eq!(task.operation.as_deref(), Some(op), "{id}");
+        assert_eq!(task.message.as_deref(), Some("Ok"));
+    }
+    let stats = env.sim.stats();
+    assert_eq!(
+        stats.deletes.get(&format!("/api/jobs/{job}")),
+        Some(&1),
+        "the URN was normalised: {stats:?}"
+    );
+    assert_eq!(stats.statuses.get("400"), None, "never a mixed Accept list");
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn every_em_target_type_is_deleted_with_xml() {
+    every_em_type_in(Format::Xml).await;
+}
+
+#[tokio::test]
+async fn every_em_target_type_is_deleted_with_json() {
+    every_em_type_in(Format::Json).await;
+}
+
+#[tokio::test]
+async fn session_expiry_while_tasks_poll_ends_every_request_deleted_by_verification_with_one_new_logon()
+ {
+    let env = TestEnv::new(SimConfig {
+        task_duration: (Duration::from_millis(1500), Duration::from_millis(2000)),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let requests: Vec<_> = (0..30)
+        .map(|i| job_request(&format!("exp-{i}"), &guid()))
+        .collect();
+    env.publisher().await.publish_all(&requests).await.unwrap();
+    let ledger = env.ledger().await;
+    wait_until(
+        "every request is polling",
+        Duration::from_secs(30),
+        || async {
+            ledger
+                .counts()
+                .await
+                .unwrap()
+                .iter()
+                .any(|c| c.state == "polling" && c.count == 30)
+        },
+    )
+    .await;
+    env.sim.expire_sessions();
+    let got = collect(&mut events, 30, Duration::from_secs(60)).await;
+    for evs in got.values() {
+        assert_eq!(evs.len(), 1);
+        assert_eq!(
+            evs[0].1.data.outcome,
+            Outcome::Deleted,
+            "{:?}",
+            evs[0].1.data
+        );
+    }
+    let stats = env.sim.stats();
+    assert_eq!(stats.logons, 2, "one new logon, not one per task");
+    assert!(stats.deletes.values().all(|n| *n == 1));
+    assert!(
+        stats.calls.get("GET /api/jobs/{id}").copied().unwrap_or(0) >= 30,
+        "verified by GET: {stats:?}"
+    );
+    let history = ledger.history("exp-0").await.unwrap();
+    assert!(
+        history.iter().any(|t| t.state == "verifying"),
+        "{history:?}"
+    );
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn refusals_failures_and_absent_resources_end_with_their_outcomes_and_em_messages() {
+    let (job, last_include) = (guid(), guid());
+    let inventory = Inventory {
+        jobs: vec![InventoryJob {
+            id: job.parse().unwrap(),
+            includes: vec![last_include.parse().unwrap()],
+            linked_repositories: vec![],
+            linked_jobs: vec![],
+        }],
+    };
+    let env = TestEnv::new(SimConfig {
+        inventory: Some(inventory),
+        ..quick()
+    })
+    .await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let publisher = env.publisher().await;
+    publisher
+        .publish_all(&[
+            request("last-include", serde_json::json!({"type": "em.job_include", "job_id": job, "include_id": last_include})),
+            request("unknown-job", serde_json::json!({"type": "em.job", "job_id": guid()})),
+        ])
+        .await
+        .unwrap();
+    let got = collect(&mut events, 2, Duration::from_secs(30)).await;
+    let refused = &got["last-include"][0];
+    assert_eq!(refused.0, "delete.failed");
+    assert_eq!(refused.1.data.outcome, Outcome::Refused);
+    let e = refused.1.data.error.as_ref().unwrap();
+    assert_eq!(e.http_status, Some(400));
+    assert!(
+        e.message.to_lowercase().contains("last"),
+        "EM's Message: {e:?}"
+    );
+    let absent = &got["unknown-job"][0];
+    assert_eq!(
+        absent.0, "delete.succeeded",
+        "already_absent counts as success by default"
+    );
+    assert_eq!(absent.1.data.outcome, Outcome::AlreadyAbsent);
+    assert_eq!(absent.1.data.http_status, Some(404));
+    assert_eq!(
+        env.sim
+            .stats()
+            .calls
+            .get("DELETE /api/jobs/{id}/includes/{id}"),
+        Some(&1),
+        "a refusal is not retried"
+    );
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_task_that_fails_ends_task_failed_with_its_message() {
+    let env = TestEnv::new(SimConfig {
+        task_failure_ratio: 1.0,
+        ..quick()
+    })
+    .await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    env.publisher()
+        .await
+        .publish_all(&[job_request("fails", &guid())])
+        .await
+        .unwrap();
+    let got = collect(&mut events, 1, Duration::from_secs(30)).await;
+    let (key, ev) = &got["fails"][0];
+    assert_eq!(key, "delete.failed");
+    assert_eq!(ev.data.outcome, Outcome::TaskFailed);
+    assert_eq!(ev.data.task.as_ref().unwrap().success, Some(false));
+    assert!(!ev.data.error.as_ref().unwrap().message.is_empty());
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn removing_a_running_task_answers_204_and_its_job_request_times_out() {
+    let mut env = TestEnv::new(SimConfig {
+        task_duration: (Duration::from_secs(60), Duration::from_secs(60)),
+        ..SimConfig::default()
+    })
+    .await;
+    env.cfg.task_timeout = Duration::from_secs(2);
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let publisher = env.publisher().await;
+    publisher
+        .publish_all(&[job_request("slow-job", &guid())])
+        .await
+        .unwrap();
+    let ledger = env.ledger().await;
+    wait_until(
+        "the job's task is recorded",
+        Duration::from_secs(10),
+        || async {
+            ledger
+                .get("slow-job")
+                .await
+                .unwrap()
+                .is_some_and(|r| r.task_id.is_some())
+        },
+    )
+    .await;
+    let task_id = ledger
+        .get("slow-job")
+        .await
+        .unwrap()
+        .unwrap()
+        .task_id
+        .unwrap();
+    publisher
+        .publish_all(&[request(
+            "stop-task",
+            serde_json::json!({"type": "em.task", "task_id": task_id}),
+        )])
+        .await
+        .unwrap();
+    let got = collect(&mut events, 2, Duration::from_secs(30)).await;
+    let stop = &got["stop-task"][0].1;
+    assert_eq!(stop.data.outcome, Outcome::Deleted);
+    assert_eq!(stop.data.http_status, Some(204));
+    assert!(stop.data.task.is_none(), "a 204 has no task to follow");
+    let job = &got["slow-job"][0].1;
+    assert_eq!(
+        job.data.outcome,
+        Outcome::TimedOut,
+        "the stopped task never deleted the job"
+    );
+    worker.stop().await;
+    env.cleanup().await;
+}
