@@ -131,6 +131,8 @@ pub struct Config {
     pub already_absent_is_success: bool,
     pub publish_submitted: bool,
     pub shutdown_grace: Duration,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`None`: not served).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -158,6 +160,7 @@ impl Default for Config {
             already_absent_is_success: true,
             publish_submitted: false,
             shutdown_grace: Duration::from_secs(30),
+            metrics_addr: None,
         }
     }
 }
@@ -354,6 +357,15 @@ impl Config {
             already_absent_is_success: s.bool("REAPER_ALREADY_ABSENT_IS_SUCCESS", true)?,
             publish_submitted: s.bool("REAPER_PUBLISH_SUBMITTED", false)?,
             shutdown_grace: s.duration("REAPER_SHUTDOWN_GRACE", d.shutdown_grace)?,
+            metrics_addr: match s.string("REAPER_METRICS_ADDR", "127.0.0.1:9464").as_str() {
+                "off" | "none" => None,
+                addr => Some(addr.parse().map_err(|e| {
+                    err(
+                        "REAPER_METRICS_ADDR",
+                        format!("`{addr}` is not host:port (or `off`): {e}"),
+                    )
+                })?),
+            },
         })
     }
 }

@@ -12,6 +12,7 @@
 //! - [`em`]: the Enterprise Manager client and wire codecs.
 //! - [`dcs`]: the Huawei Cloud DCS client (IAM tokens, error classes, wire shapes).
 //! - [`limit`], [`retry`], [`http`]: call budgets, backoff policy, HTTP plumbing.
+//! - [`metrics`]: `/metrics`, `/healthz`, `/readyz` for operators.
 //! - [`request`], [`event`]: the message contracts.
 //! - [`config`]: the typed configuration.
 //! - [`sim`]: the EM + DCS simulator used by `simulate`, `demo` and the tests.
@@ -27,6 +28,7 @@ pub mod event;
 pub mod http;
 pub mod ledger;
 pub mod limit;
+pub mod metrics;
 pub mod request;
 pub mod retry;
 pub mod sim;

@@ -85,11 +85,23 @@ impl Limiter {
     }
 
     /// The endpoint answered 429 or 503: pause it for `retry_after` when the server said so,
-    /// else for a jittered back-off that grows while the throttling goes on.
+    /// else for a jittered back-off that grows while the throttling goes on. Answers to
+    /// calls that were already under way when a pause began do not make it grow: a burst of
+    /// 429s is one episode. Returns how long calls are now held.
     pub fn throttled(&self, retry_after: Option<Duration>) -> Duration {
+        let now = Instant::now();
+        let mut paused = self.paused_until.lock().expect("lock poisoned");
+        if retry_after.is_none()
+            && let Some(until) = *paused
+            && until > now
+        {
+            return until - now;
+        }
         let n = self.throttles.fetch_add(1, Ordering::Relaxed) + 1;
         let d = retry_after.unwrap_or_else(|| THROTTLE_BACKOFF.delay(n));
-        self.pause_for(d);
+        if paused.is_none_or(|cur| cur < now + d) {
+            *paused = Some(now + d);
+        }
         tracing::warn!(pause = ?d, "endpoint throttled: pausing every call to it");
         d
     }
@@ -142,16 +154,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn throttling_without_retry_after_backs_off_more_each_time_until_a_success() {
+    async fn throttling_without_retry_after_backs_off_more_each_episode_until_a_success() {
         let l = unlimited();
         assert_eq!(
             l.throttled(Some(Duration::from_secs(7))),
             Duration::from_secs(7)
         );
-        let d2 = l.throttled(None);
-        let d3 = l.throttled(None);
-        let d4 = l.throttled(None);
-        // The second throttle in a row: 1 s with equal jitter, then 2 s, then 4 s.
+        tokio::time::advance(Duration::from_secs(8)).await;
+        let mut episodes = Vec::new();
+        for _ in 0..3 {
+            let d = l.throttled(None);
+            // More 429s for calls sent before this pause: the same episode, no growth.
+            assert!(l.throttled(None) <= d);
+            assert!(l.throttled(None) <= d);
+            episodes.push(d);
+            tokio::time::advance(d + Duration::from_millis(1)).await;
+        }
+        // The second to fourth episodes: 1 s, 2 s, 4 s with equal jitter.
+        let [d2, d3, d4] = episodes[..] else {
+            unreachable!()
+        };
         assert!(
             d2 >= Duration::from_millis(500) && d2 <= Duration::from_secs(1),
             "{d2:?}"

@@ -606,7 +606,7 @@ async fn with_an_error_ratio_of_one_every_api_call_but_logon_is_5xx() {
 }
 
 #[tokio::test]
-async fn throttling_answers_503_with_retry_after() {
+async fn throttling_answers_503_or_429_with_retry_after() {
     let sim = start(SimConfig {
         throttle_ratio: 1.0,
         ..fast()
@@ -618,6 +618,19 @@ async fn throttling_answers_503_with_retry_after() {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(a.headers["retry-after"], "1");
     assert!(!a.error_message(Format::Xml).is_empty());
+    sim.shutdown().await;
+
+    let sim = start(SimConfig {
+        throttle_ratio: 1.0,
+        throttle_status: 429,
+        ..fast()
+    })
+    .await;
+    let em = Em::new(&sim);
+    let (token, _) = em.logon().await;
+    let a = em.call(Method::DELETE, &job_path(JOB), &token).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.headers["retry-after"], "1");
     sim.shutdown().await;
 }
 

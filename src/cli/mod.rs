@@ -74,9 +74,12 @@ pub struct SimulateArgs {
     /// Share of API calls answered 500/502/503.
     #[arg(long, default_value_t = 0.0)]
     pub error_ratio: f64,
-    /// Share of API calls answered 503 with Retry-After.
+    /// Share of API calls answered 503 (or --throttle-status) with Retry-After.
     #[arg(long, default_value_t = 0.0)]
     pub throttle_ratio: f64,
+    /// Status of a throttling answer: 503 or 429.
+    #[arg(long, default_value_t = 503, value_parser = parse_throttle_status)]
+    pub throttle_status: u16,
     /// Added to every answer.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub latency: Duration,
@@ -120,6 +123,15 @@ fn env_or(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.into())
 }
 
+/// Parses a throttling status: 503 or 429.
+fn parse_throttle_status(s: &str) -> Result<u16, String> {
+    match s.trim() {
+        "503" => Ok(503),
+        "429" => Ok(429),
+        other => Err(format!("`{other}`: expected 503 or 429")),
+    }
+}
+
 /// Parses `2s` or `1s..5s`.
 fn parse_range(s: &str) -> Result<(Duration, Duration), String> {
     let one = |p: &str| humantime::parse_duration(p.trim()).map_err(|e| format!("`{p}`: {e}"));
@@ -159,6 +171,7 @@ impl SimulateArgs {
             inventory,
             error_ratio: self.error_ratio,
             throttle_ratio: self.throttle_ratio,
+            throttle_status: self.throttle_status,
             latency: self.latency,
             capacity: self.capacity,
             dcs_username: env_or("REAPER_DCS_USERNAME", "reaper"),
@@ -202,7 +215,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => {
             let cfg = Config::from_env()?;
-            run_worker(cfg, shutdown_signal()).await?;
+            let cancel = shutdown_signal();
+            let health = std::sync::Arc::new(crate::metrics::Health::default());
+            let metrics = match cfg.metrics_addr {
+                Some(addr) => {
+                    let ledger = crate::ledger::Ledger::open(&cfg.ledger).await?;
+                    let listener = crate::metrics::bind(addr).await?;
+                    let (h, c) = (std::sync::Arc::clone(&health), cancel.clone());
+                    Some(tokio::spawn(crate::metrics::serve(listener, ledger, h, c)))
+                }
+                None => None,
+            };
+            let result = run_worker_with(cfg, cancel.clone(), health).await;
+            cancel.cancel();
+            if let Some(m) = metrics {
+                let _ = m.await;
+            }
+            result?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(args) => {
@@ -229,9 +258,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Runs the worker, restarting it with back-off when a part fails (e.g. the broker went
 /// away); every restart resumes from the ledger.
 pub async fn run_worker(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    run_worker_with(cfg, cancel, std::sync::Arc::default()).await
+}
+
+/// [`run_worker`], reporting readiness to `health`.
+pub async fn run_worker_with(
+    cfg: Config,
+    cancel: CancellationToken,
+    health: std::sync::Arc<crate::metrics::Health>,
+) -> anyhow::Result<()> {
     let mut failures = 0u32;
     loop {
-        match crate::engine::worker::run(cfg.clone(), cancel.clone()).await {
+        let run =
+            crate::engine::worker::run_with_health(cfg.clone(), cancel.clone(), health.clone());
+        match run.await {
             Ok(()) => return Ok(()),
             Err(e) if cancel.is_cancelled() => return Err(e),
             Err(e) => {

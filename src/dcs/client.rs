@@ -12,11 +12,6 @@ use crate::limit::Limiter;
 use crate::request::Segment;
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// How long the whole endpoint pauses after a 429 that names no `Retry-After` (the API
-/// gateway's throttling is per second).
-const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 
 /// A background task deleted (DELETE answered 200 or 204). DCS deletes synchronously:
 /// there is nothing to follow afterwards.
@@ -150,9 +145,11 @@ impl DcsClient {
             .map_err(|e| transport_error(Origin::Dcs, &e))?;
         let answer = read(Origin::Dcs, resp).await?;
         drop(permit);
-        match (answer.status.as_u16(), answer.retry_after) {
-            (429 | 503, Some(d)) => self.limiter.pause_for(d),
-            (429, None) => self.limiter.pause_for(THROTTLE_PAUSE),
+        match answer.status.as_u16() {
+            429 | 503 => {
+                self.limiter.throttled(answer.retry_after);
+            }
+            s if s < 500 => self.limiter.recovered(),
             _ => {}
         }
         Ok((answer, token))

@@ -45,6 +45,15 @@ pub fn dcs_clients(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<DcsClient
 /// fails (broker connection lost, ledger unusable); the caller may run it again, and the
 /// new run resumes from the ledger.
 pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    run_with_health(cfg, cancel, Arc::default()).await
+}
+
+/// [`run`], reporting readiness to `health` (for `/readyz`).
+pub async fn run_with_health(
+    cfg: Config,
+    cancel: CancellationToken,
+    health: Arc<crate::metrics::Health>,
+) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let ledger = Ledger::open(&cfg.ledger).await?;
     let resumed = ledger
@@ -110,9 +119,11 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let s = publisher_stop.clone();
     parts.spawn(async move { ("publisher", publisher.run(ch_out, s).await) });
 
+    health.set_ready(true);
     let mut failure: Option<anyhow::Error> = None;
     let mut running = 3;
     while let Some(joined) = parts.join_next().await {
+        health.set_ready(false);
         running -= 1;
         let (name, result) = joined.context("a worker part panicked")?;
         if let Err(e) = result {

@@ -23,8 +23,11 @@ pub struct SimConfig {
     pub inventory: Option<Inventory>,
     /// Share of API requests (not logon) answered 500/502/503 before doing anything.
     pub error_ratio: f64,
-    /// Share of API requests (not logon) answered 503 with `Retry-After: 1`.
+    /// Share of API requests (not logon) answered `throttle_status` with `Retry-After: 1`.
     pub throttle_ratio: f64,
+    /// The status of a throttling answer: 503 (EM's documented signal, the default) or 429
+    /// (what a gateway in front of EM sends).
+    pub throttle_status: u16,
     /// Added to every answer.
     pub latency: Duration,
     /// More concurrent requests than this are answered 503. Default: no limit.
@@ -60,6 +63,7 @@ impl Default for SimConfig {
             inventory: None,
             error_ratio: 0.0,
             throttle_ratio: 0.0,
+            throttle_status: 503,
             latency: Duration::ZERO,
             capacity: None,
             dcs_username: "reaper".into(),

@@ -90,7 +90,7 @@ impl Sim {
                 _ => wire::error(format, 503, "The service is unavailable."),
             });
         }
-        chance(self.cfg.throttle_ratio).then(|| wire::throttled(format))
+        chance(self.cfg.throttle_ratio).then(|| wire::throttled(format, self.cfg.throttle_status))
     }
 
     /// Answers one request (everything but latency and counting).

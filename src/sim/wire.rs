@@ -93,11 +93,12 @@ pub(crate) fn error(format: Format, code: u16, message: &str) -> Response {
     body(format, code, encode_error(format, code, message))
 }
 
-/// 503 with `Retry-After: 1`: EM's only back-pressure signal.
-pub(crate) fn throttled(format: Format) -> Response {
+/// 503 (EM's only back-pressure signal) or 429 (a gateway's), with `Retry-After: 1`.
+pub(crate) fn throttled(format: Format, status: u16) -> Response {
+    let status = if status == 429 { 429 } else { 503 };
     let mut r = error(
         format,
-        503,
+        status,
         "The service is temporarily unable to handle the request. Retry later.",
     );
     r.headers_mut()
