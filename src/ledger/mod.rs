@@ -197,8 +197,11 @@ impl Ledger {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // One connection: SQLite has one writer at a time, and queueing for the connection
+        // in-process is much cheaper than several connections contending for the file lock
+        // (whose busy handler sleeps). Other processes (`reaper status`) still read beside it.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(1)
             .connect_with(opts)
             .await
             .with_context(|| format!("opening the ledger {}", path.display()))?;
