@@ -287,14 +287,7 @@ impl Config {
             connect_timeout: s.duration("REAPER_HTTP_CONNECT_TIMEOUT", Duration::from_secs(10))?,
             request_timeout: s.duration("REAPER_HTTP_TIMEOUT", Duration::from_secs(60))?,
         };
-        if let Some(p) = &http.ca_file
-            && !p.is_file()
-        {
-            return Err(err(
-                "REAPER_EM_CA_FILE",
-                format!("`{}` is not a readable file", p.display()),
-            ));
-        }
+        check_ca_file("REAPER_EM_CA_FILE", http.ca_file.as_deref())?;
         let em = match s.get("REAPER_EM_URL") {
             None => None,
             Some(url) => {
@@ -370,6 +363,31 @@ impl Config {
     }
 }
 
+/// A CA file must be a readable PEM bundle with at least one certificate (what the HTTP
+/// client will load), so a wrong path or file stops start-up naming `key`.
+fn check_ca_file(key: &str, path: Option<&std::path::Path>) -> Result<(), ConfigError> {
+    let Some(p) = path else { return Ok(()) };
+    if !p.is_file() {
+        return Err(err(
+            key,
+            format!("`{}` is not a readable file", p.display()),
+        ));
+    }
+    let pem =
+        std::fs::read(p).map_err(|e| err(key, format!("cannot read `{}`: {e}", p.display())))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(()),
+        Ok(_) => Err(err(
+            key,
+            format!("`{}` holds no PEM certificate", p.display()),
+        )),
+        Err(e) => Err(err(
+            key,
+            format!("`{}` is not a PEM certificate bundle: {e}", p.display()),
+        )),
+    }
+}
+
 fn http_url(key: &str, url: &str) -> Result<String, ConfigError> {
     let url = url.trim().trim_end_matches('/').to_string();
     if url.starts_with("https://") || url.starts_with("http://") {
@@ -431,6 +449,7 @@ fn dcs_settings(s: &Source, em_budget: Budget) -> Result<Option<DcsSettings>, Co
         connect_timeout: s.duration("REAPER_HTTP_CONNECT_TIMEOUT", Duration::from_secs(10))?,
         request_timeout: s.duration("REAPER_HTTP_TIMEOUT", Duration::from_secs(60))?,
     };
+    check_ca_file("REAPER_DCS_CA_FILE", http.ca_file.as_deref())?;
     let budget = Budget {
         rate_per_sec: s.parse("REAPER_DCS_RATE_PER_SEC", em_budget.rate_per_sec)?,
         burst: s.parse("REAPER_DCS_BURST", em_budget.burst)?,

@@ -100,19 +100,7 @@ async fn session_expiry_while_tasks_poll_ends_every_request_deleted_by_verificat
         .collect();
     env.publisher().await.publish_all(&requests).await.unwrap();
     let ledger = env.ledger().await;
-    wait_until(
-        "every request is polling",
-        Duration::from_secs(30),
-        || async {
-            ledger
-                .counts()
-                .await
-                .unwrap()
-                .iter()
-                .any(|c| c.state == "polling" && c.count == 30)
-        },
-    )
-    .await;
+    wait_for_state(&ledger, "polling", 30, Duration::from_secs(30)).await;
     env.sim.expire_sessions();
     let got = collect(&mut events, 30, Duration::from_secs(60)).await;
     for evs in got.values() {

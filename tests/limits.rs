@@ -199,25 +199,13 @@ async fn intake_pauses_at_the_backlog_bound_and_resumes_below_it_losing_nothing(
     let worker = env.start_worker();
 
     let ledger = env.ledger().await;
-    let ch = env.conn.create_channel().await.unwrap();
     let queue = env.cfg.topology.request_queue.clone();
     let mut max_backlog = 0;
     let mut saw_waiting = false;
     let mut received = std::collections::HashMap::new();
     while received.len() < 80 {
         max_backlog = max_backlog.max(ledger.backlog().await.unwrap());
-        let q = ch
-            .queue_declare(
-                queue.as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .unwrap();
-        saw_waiting |= q.message_count() > 0 && received.len() > 10;
+        saw_waiting |= queue_depth(&env.conn, &queue).await > 0 && received.len() > 10;
         if let Ok(Ok((_, ev))) =
             tokio::time::timeout(Duration::from_millis(100), events.next()).await
         {

@@ -98,23 +98,11 @@ async fn a_duplicate_request_id_causes_one_delete_and_gets_the_same_event_id() {
     assert_eq!(env.sim.stats().calls.get("DELETE /api/jobs/{id}"), Some(&1));
     // Both deliveries were acked: nothing waits in the queue or went to the dead letters.
     worker.stop().await;
-    let ch = env.conn.create_channel().await.unwrap();
     for q in [
         &env.cfg.topology.request_queue,
         &env.cfg.topology.dead_letter_queue,
     ] {
-        let state = ch
-            .queue_declare(
-                q.as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(state.message_count(), 0, "{q} is empty");
+        assert_eq!(queue_depth(&env.conn, q).await, 0, "{q} is empty");
     }
     env.cleanup().await;
 }
@@ -185,19 +173,7 @@ async fn a_worker_dropped_while_tasks_poll_is_resumed_by_a_new_one_without_delet
     env.publisher().await.publish_all(&requests).await.unwrap();
 
     let ledger = env.ledger().await;
-    wait_until(
-        "every request is polling",
-        Duration::from_secs(30),
-        || async {
-            ledger
-                .counts()
-                .await
-                .unwrap()
-                .iter()
-                .any(|c| c.state == "polling" && c.count == 20)
-        },
-    )
-    .await;
+    wait_for_state(&ledger, "polling", 20, Duration::from_secs(30)).await;
     worker.kill().await;
     assert_eq!(env.sim.stats().logoffs, 0, "a crash logs nothing off");
 
@@ -253,6 +229,59 @@ async fn a_dcs_request_without_a_dcs_endpoint_is_refused_with_a_message() {
     let err = ev.data.error.as_ref().unwrap();
     assert!(err.message.contains("REAPER_DCS_URL"), "{err:?}");
     assert_eq!(env.sim.stats().total_calls, 0, "nothing was sent");
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_event_no_queue_takes_stays_in_the_outbox_until_a_queue_is_bound() {
+    let env = TestEnv::new(quick_tasks()).await;
+    let worker = env.start_worker();
+    env.publisher()
+        .await
+        .publish_all(&[job_request("unrouted-1", &guid())])
+        .await
+        .unwrap();
+    let ledger = env.ledger().await;
+    wait_for_state(&ledger, "succeeded", 1, Duration::from_secs(30)).await;
+    // The broker returns the mandatory event: it is not marked published.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ledger.unpublished_count().await.unwrap(), 1);
+    let mut events = env.watcher().await;
+    let got = collect(&mut events, 1, Duration::from_secs(30)).await;
+    assert_eq!(got["unrouted-1"][0].1.data.outcome, Outcome::Deleted);
+    wait_until(
+        "the event is marked published",
+        Duration::from_secs(10),
+        || async { ledger.unpublished_count().await.unwrap() == 0 },
+    )
+    .await;
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_submitted_notice_precedes_the_outcome_when_enabled() {
+    let mut env = TestEnv::new(quick_tasks()).await;
+    env.cfg.publish_submitted = true;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    env.publisher()
+        .await
+        .publish_all(&[job_request("noticed-1", &guid())])
+        .await
+        .unwrap();
+    let (k1, first) = events.next().await.unwrap();
+    let (k2, second) = events.next().await.unwrap();
+    assert_eq!(
+        (k1.as_str(), k2.as_str()),
+        ("delete.submitted", "delete.succeeded")
+    );
+    assert_eq!(first.kind, "reaper.delete.submitted");
+    assert_ne!(first.id, second.id);
+    let task = first.data.task.as_ref().unwrap();
+    assert_eq!(task.state.as_deref(), Some("Running"));
+    assert_eq!(second.data.task.as_ref().unwrap().id, task.id);
     worker.stop().await;
     env.cleanup().await;
 }

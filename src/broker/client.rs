@@ -32,33 +32,8 @@ impl RequestPublisher {
 
     /// Publishes a raw body (for tests of malformed input) with an optional `message_id`.
     pub async fn publish_raw(&self, body: &[u8], message_id: Option<&str>) -> anyhow::Result<()> {
-        let mut props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2);
-        if let Some(id) = message_id {
-            props = props.with_message_id(id.into());
-        }
-        let confirm = self
-            .ch
-            .basic_publish(
-                "".into(),
-                self.queue.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                body,
-                props,
-            )
-            .await?
-            .await?;
-        anyhow::ensure!(confirm.is_ack(), "the broker nacked a request");
-        anyhow::ensure!(
-            confirm.take_message().is_none(),
-            "the broker returned a request: does the queue {} exist?",
-            self.queue
-        );
-        Ok(())
+        let confirm = self.send(body, message_id).await?;
+        self.confirmed(confirm).await
     }
 
     /// Publishes a batch of requests and waits for all their confirms.
@@ -66,36 +41,45 @@ impl RequestPublisher {
         let mut pending = Vec::with_capacity(requests.len());
         for r in requests {
             let body = serde_json::to_vec(r)?;
-            let mut props = BasicProperties::default()
-                .with_content_type("application/json".into())
-                .with_delivery_mode(2);
-            if let Some(id) = &r.request_id {
-                props = props.with_message_id(id.as_str().into());
-            }
-            let confirm = self
-                .ch
-                .basic_publish(
-                    "".into(),
-                    self.queue.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &body,
-                    props,
-                )
-                .await?;
-            pending.push(confirm);
+            pending.push(self.send(&body, r.request_id.as_deref()).await?);
         }
         for confirm in pending {
-            let c = confirm.await?;
-            anyhow::ensure!(c.is_ack(), "the broker nacked a request");
-            anyhow::ensure!(
-                c.take_message().is_none(),
-                "the broker returned a request: does the queue {} exist?",
-                self.queue
-            );
+            self.confirmed(confirm).await?;
         }
+        Ok(())
+    }
+
+    /// Sends one persistent message to the request queue, `mandatory`.
+    async fn send(
+        &self,
+        body: &[u8],
+        message_id: Option<&str>,
+    ) -> anyhow::Result<lapin::PublisherConfirm> {
+        let mut props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        if let Some(id) = message_id {
+            props = props.with_message_id(id.into());
+        }
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        Ok(self
+            .ch
+            .basic_publish("".into(), self.queue.as_str().into(), options, body, props)
+            .await?)
+    }
+
+    /// Waits for a confirm: a nack or a returned message is an error.
+    async fn confirmed(&self, confirm: lapin::PublisherConfirm) -> anyhow::Result<()> {
+        let c = confirm.await?;
+        anyhow::ensure!(c.is_ack(), "the broker nacked a request");
+        anyhow::ensure!(
+            c.take_message().is_none(),
+            "the broker returned a request: does the queue {} exist?",
+            self.queue
+        );
         Ok(())
     }
 }

@@ -98,6 +98,12 @@ pub struct SimulateArgs {
     /// DCS: a project whose background tasks may not be deleted (403 DCS.2003); repeatable.
     #[arg(long = "dcs-forbidden-project")]
     pub dcs_forbidden_projects: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first), as a real EM on port 9398.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A secret from `KEY` or the file named by `KEY_FILE` (trailing newline dropped).
@@ -182,6 +188,10 @@ impl SimulateArgs {
             dcs_task_executing_for: self.dcs_task_executing_for,
             dcs_rate_limit: self.dcs_rate_limit,
             dcs_forbidden_projects: self.dcs_forbidden_projects.clone(),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::sim::SimTls::from_files(cert, key)?),
+                _ => None,
+            },
         })
     }
 }
@@ -239,8 +249,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?;
+            let scheme = if cfg.tls.is_some() { "https" } else { "http" };
             println!(
-                "EM + DCS simulator on http://{} (EM under /api, DCS under /v2, IAM at \
+                "EM + DCS simulator on {scheme}://{} (EM under /api, DCS under /v2, IAM at \
                  /v3/auth/tokens, counters at /_sim/stats)",
                 listener.local_addr()?
             );

@@ -71,10 +71,7 @@ mod tests {
     }
 
     fn outcome(n: &Next) -> Option<Outcome> {
-        match n {
-            Next::Finish { outcome, .. } => Some(*outcome),
-            _ => None,
-        }
+        n.outcome()
     }
 
     #[test]

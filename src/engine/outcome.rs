@@ -30,6 +30,16 @@ pub enum Next {
     },
 }
 
+impl Next {
+    /// The outcome, when this step ends the request.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Next::Finish { outcome, .. } => Some(*outcome),
+            _ => None,
+        }
+    }
+}
+
 /// The event's `error` for an EM failure.
 pub fn em_error_info(e: &EmError) -> ErrorInfo {
     ErrorInfo {
@@ -200,10 +210,7 @@ mod tests {
     }
 
     fn outcome(n: &Next) -> Option<Outcome> {
-        match n {
-            Next::Finish { outcome, .. } => Some(*outcome),
-            _ => None,
-        }
+        n.outcome()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::inventory::Inventory;
+use super::tls::SimTls;
 
 /// How the simulated Enterprise Manager (and DCS, the `dcs_` fields) behaves. Build it with `..SimConfig::default()`.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct SimConfig {
     pub dcs_rate_limit: Option<u32>,
     /// DCS: projects whose background tasks the user may not delete (403 DCS.2003).
     pub dcs_forbidden_projects: Vec<String>,
+    /// Serve HTTPS with this certificate (as a real EM on port 9398). Default: plain HTTP.
+    pub tls: Option<SimTls>,
 }
 
 impl Default for SimConfig {
@@ -74,6 +77,7 @@ impl Default for SimConfig {
             dcs_task_executing_for: Duration::ZERO,
             dcs_rate_limit: None,
             dcs_forbidden_projects: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -12,9 +12,9 @@
 //!
 //! Layout: `config` (knobs), `inventory` (strict mode), `resource` (what can be deleted),
 //! `world` (sessions, tasks, existence; pure), `routes` + `wire` (HTTP edges), `server`
-//! (the handler), `stats` (counters); DCS: `dcs_world` (tokens, background tasks,
-//! throttling; pure) and `dcs` (its HTTP edge, shares `crate::dcs::wire`). Must not touch
-//! anything outside `src/sim/`.
+//! (the handler), `stats` (counters), `tls` (optional HTTPS); DCS: `dcs_world` (tokens,
+//! background tasks, throttling; pure) and `dcs` (its HTTP edge, shares `crate::dcs::wire`).
+//! Must not touch anything outside `src/sim/`.
 
 mod config;
 mod dcs;
@@ -24,6 +24,7 @@ mod resource;
 mod routes;
 mod server;
 mod stats;
+mod tls;
 mod wire;
 mod world;
 
@@ -39,12 +40,14 @@ use tokio_util::sync::CancellationToken;
 pub use config::SimConfig;
 pub use inventory::{Inventory, InventoryJob};
 pub use stats::SimStats;
+pub use tls::SimTls;
 
 use server::Sim;
 
 /// A simulator running in the background; see `spawn`.
 pub struct SimHandle {
     addr: SocketAddr,
+    tls: bool,
     sim: Arc<Sim>,
     cancel: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
@@ -56,9 +59,11 @@ impl SimHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT` (EM's API lives under `/api`).
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` with `SimConfig::tls` (EM's API
+    /// lives under `/api`). The host is the bound IP, so a certificate must name it.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// `base_url()` + `/api`.
@@ -93,24 +98,27 @@ impl SimHandle {
     }
 }
 
-/// Binds `addr` (use `127.0.0.1:0` in tests) and serves in the background.
+/// Binds `addr` (use `127.0.0.1:0` in tests) and serves in the background, over HTTPS when
+/// `cfg.tls` is set (a bad certificate or key fails here, before binding).
 pub async fn spawn(cfg: SimConfig, addr: SocketAddr) -> anyhow::Result<SimHandle> {
+    let tls = server_tls(&cfg)?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the EM simulator to {addr}"))?;
     let addr = listener.local_addr()?;
     let sim = Sim::new(cfg, addr);
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(sim.clone(), listener, cancel.clone()));
+    let task = tokio::spawn(run(sim.clone(), listener, tls.clone(), cancel.clone()));
     Ok(SimHandle {
         addr,
+        tls: tls.is_some(),
         sim,
         cancel,
         task,
     })
 }
 
-/// Serves on `listener` until `cancel` fires (for the CLI).
+/// Serves on `listener` until `cancel` fires (for the CLI), over HTTPS when `cfg.tls` is set.
 ///
 /// Cancel safety: cancelling `cancel` stops accepting and drains open connections;
 /// dropping the future drops every connection at once.
@@ -119,19 +127,43 @@ pub async fn serve(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let tls = server_tls(&cfg)?;
     let addr = listener.local_addr()?;
-    run(Sim::new(cfg, addr), listener, cancel).await
+    run(Sim::new(cfg, addr), listener, tls, cancel).await
+}
+
+fn server_tls(cfg: &SimConfig) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    cfg.tls.as_ref().map(SimTls::server_config).transpose()
 }
 
 async fn run(
     sim: Arc<Sim>,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "EM simulator listening");
-    axum::serve(listener, server::router(sim))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
-        .context("EM simulator server")
+    let app = server::router(sim);
+    let Some(tls) = tls else {
+        tracing::info!(%addr, "EM simulator listening (HTTP)");
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await
+            .context("EM simulator server");
+    };
+    tracing::info!(%addr, "EM simulator listening (HTTPS)");
+    let handle = axum_server::Handle::new();
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+    let server = axum_server::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle.clone())
+        .serve(app.into_make_service());
+    tokio::pin!(server);
+    let served = tokio::select! {
+        r = &mut server => r,
+        _ = cancel.cancelled() => {
+            handle.graceful_shutdown(None);
+            server.await
+        }
+    };
+    served.context("EM simulator server (HTTPS)")
 }

@@ -37,6 +37,8 @@ pub(crate) struct Sim {
     inflight: AtomicU32,
     /// Where the server listens (fallback for `Href`s when a request has no `Host`).
     local: SocketAddr,
+    /// `https` when serving TLS, else `http` (for `Href`s).
+    scheme: &'static str,
 }
 
 /// Holds one `inflight` slot until dropped.
@@ -51,6 +53,7 @@ impl Drop for Slot<'_> {
 impl Sim {
     pub fn new(mut cfg: SimConfig, local: SocketAddr) -> Arc<Self> {
         let inventory = cfg.inventory.take().map(|inv| index(&inv));
+        let cfg_tls = cfg.tls.is_some();
         let world = World::new(cfg.session_idle_timeout, inventory);
         Arc::new(Sim {
             dcs: DcsSim::new(&cfg),
@@ -59,6 +62,7 @@ impl Sim {
             stats: StatsRecorder::default(),
             inflight: AtomicU32::new(0),
             local,
+            scheme: if cfg_tls { "https" } else { "http" },
         })
     }
 
@@ -105,7 +109,7 @@ impl Sim {
             let msg = "The Accept header must name a single media type: application/xml or application/json.";
             return wire::error(Format::Xml, 400, msg);
         };
-        let base = base_url(headers, self.local);
+        let base = base_url(headers, self.scheme, self.local);
         match route {
             Route::Outside | Route::UnknownApi => wire::error(
                 format,
@@ -237,10 +241,10 @@ fn resource_key(kind: ResourceKind, job: &str, item: Option<&str>) -> Result<Res
 }
 
 /// The server's root URL as the client addressed it.
-fn base_url(headers: &HeaderMap, local: SocketAddr) -> String {
+fn base_url(headers: &HeaderMap, scheme: &str, local: SocketAddr) -> String {
     match headers.get(HOST).and_then(|h| h.to_str().ok()) {
-        Some(host) if !host.is_empty() => format!("http://{host}"),
-        _ => format!("http://{local}"),
+        Some(host) if !host.is_empty() => format!("{scheme}://{host}"),
+        _ => format!("{scheme}://{local}"),
     }
 }
 

@@ -292,3 +292,37 @@ pub fn dcs_request(
 pub fn task_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// Waits until `n` requests of the ledger are in `state`.
+pub async fn wait_for_state(ledger: &Ledger, state: &str, n: i64, timeout: Duration) {
+    wait_until(&format!("{n} requests are {state}"), timeout, || async {
+        ledger
+            .counts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.state == state)
+            .map(|c| c.count)
+            .sum::<i64>()
+            == n
+    })
+    .await;
+}
+
+/// How many messages wait in a queue.
+pub async fn queue_depth(conn: &lapin::Connection, queue: &str) -> u32 {
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let _ = ch.close(200, "peeked".into()).await;
+    q.message_count()
+}

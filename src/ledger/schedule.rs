@@ -1,0 +1,243 @@
+//! The engine's side of the ledger: claiming due work fairly, leases, attempts, and the
+//! steps of a request (one transaction each; a final step writes its event with it).
+
+use super::{Change, Finish, Ledger, NewEvent, RequestRow, State, log_transition, outbox};
+use sqlx::{Sqlite, Transaction};
+
+impl Ledger {
+    /// Claims up to `limit` due rows, leasing them until `lease_until` so that no other pass
+    /// hands them out while they are worked on (each step then sets the real next due time).
+    ///
+    /// Fairness: due follow-ups (polls and verifications of running tasks) and due new work
+    /// (first attempts and retries) each get at least half of `limit` when both are waiting,
+    /// earliest due first within each; a share one side does not use goes to the other.
+    /// So a backlog of new requests cannot starve polls, nor many running tasks new deletes.
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+    ) -> anyhow::Result<Vec<RequestRow>> {
+        let mut tx = self.pool.begin().await?;
+        let mut rows = claim(&mut tx, Work::FollowUp, now, limit.div_ceil(2), lease_until).await?;
+        let rest = limit - rows.len() as u32;
+        rows.extend(claim(&mut tx, Work::New, now, rest, lease_until).await?);
+        let rest = limit - rows.len() as u32;
+        if rest > 0 {
+            rows.extend(claim(&mut tx, Work::FollowUp, now, rest, lease_until).await?);
+        }
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// The earliest due time of any unfinished request.
+    pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(v)
+    }
+
+    /// Unfinished requests (the backlog).
+    pub async fn backlog(&self) -> anyhow::Result<u64> {
+        let v: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE due_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v as u64)
+    }
+
+    /// At start-up: releases the leases of a previous process, so every unfinished request is
+    /// due now (a `retry_wait` keeps its back-off, capped at `max_wait_ms`). Returns how many.
+    pub async fn resume(&self, now: i64, max_wait_ms: i64) -> anyhow::Result<u64> {
+        let n = sqlx::query(
+            "UPDATE requests SET due_at = CASE
+                 WHEN state = 'retry_wait' THEN MIN(due_at, ?) ELSE ? END
+             WHERE due_at IS NOT NULL",
+        )
+        .bind(now + max_wait_ms)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    /// Makes an unfinished request due at `at` (after a step failed half-way).
+    pub async fn release(&self, request_id: &str, at: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE requests SET due_at = ? WHERE request_id = ? AND due_at IS NOT NULL")
+            .bind(at)
+            .bind(request_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a request `submitting` and counts the attempt, before the DELETE is sent.
+    /// Returns the attempt number.
+    pub async fn begin_attempt(
+        &self,
+        request_id: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> anyhow::Result<u32> {
+        let mut tx = self.pool.begin().await?;
+        let attempts: i64 = sqlx::query_scalar(
+            "UPDATE requests SET state = 'submitting', attempts = attempts + 1, due_at = ?,
+                 updated_at = ? WHERE request_id = ? RETURNING attempts",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(request_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        log_transition(
+            &mut tx,
+            request_id,
+            now,
+            State::Submitting,
+            &format!("attempt {attempts}"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(attempts as u32)
+    }
+
+    /// Applies one non-final step, with an optional notice event (`delete.submitted`).
+    pub async fn advance(
+        &self,
+        request_id: &str,
+        change: &Change,
+        now: i64,
+        notice: Option<&NewEvent>,
+    ) -> anyhow::Result<()> {
+        debug_assert!(!change.state.is_final(), "final steps go through finish()");
+        let mut tx = self.pool.begin().await?;
+        apply(&mut tx, request_id, change, now, None).await?;
+        if let Some(e) = notice {
+            outbox::insert(&mut tx, e, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies a final step and writes its event to the outbox, in one transaction.
+    pub async fn finish(
+        &self,
+        request_id: &str,
+        change: &Change,
+        finish: &Finish,
+    ) -> anyhow::Result<()> {
+        debug_assert!(change.state.is_final());
+        let mut tx = self.pool.begin().await?;
+        apply(
+            &mut tx,
+            request_id,
+            change,
+            finish.finished_at,
+            Some(finish),
+        )
+        .await?;
+        let event = NewEvent {
+            event_id: finish.event_id.clone(),
+            request_id: Some(request_id.to_string()),
+            routing_key: finish.routing_key.clone(),
+            payload: finish.payload.clone(),
+        };
+        outbox::insert(&mut tx, &event, finish.finished_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The two kinds of due work the scheduler balances.
+#[derive(Clone, Copy)]
+enum Work {
+    FollowUp,
+    New,
+}
+
+async fn claim(
+    tx: &mut Transaction<'_, Sqlite>,
+    work: Work,
+    now: i64,
+    limit: u32,
+    lease_until: i64,
+) -> anyhow::Result<Vec<RequestRow>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let sql = match work {
+        Work::FollowUp => {
+            "UPDATE requests SET due_at = ?
+             WHERE request_id IN (SELECT request_id FROM requests
+                                  WHERE state IN ('polling', 'verifying')
+                                    AND due_at IS NOT NULL AND due_at <= ?
+                                  ORDER BY due_at LIMIT ?)
+             RETURNING *"
+        }
+        Work::New => {
+            "UPDATE requests SET due_at = ?
+             WHERE request_id IN (SELECT request_id FROM requests
+                                  WHERE state IN ('accepted', 'submitting', 'retry_wait')
+                                    AND due_at IS NOT NULL AND due_at <= ?
+                                  ORDER BY due_at LIMIT ?)
+             RETURNING *"
+        }
+    };
+    Ok(sqlx::query_as::<_, RequestRow>(sql)
+        .bind(lease_until)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+async fn apply(
+    tx: &mut Transaction<'_, Sqlite>,
+    request_id: &str,
+    c: &Change,
+    now: i64,
+    finish: Option<&Finish>,
+) -> anyhow::Result<()> {
+    let t = c.task.as_ref();
+    let due_at = if c.state.is_final() { None } else { c.due_at };
+    let updated = sqlx::query(
+        "UPDATE requests SET state = ?, due_at = ?,
+             task_id = COALESCE(?, task_id), task_session = COALESCE(?, task_session),
+             task_state = COALESCE(?, task_state), task_operation = COALESCE(?, task_operation),
+             task_success = COALESCE(?, task_success), task_message = COALESCE(?, task_message),
+             http_status = COALESCE(?, http_status), last_error = COALESCE(?, last_error),
+             submitted_at = COALESCE(submitted_at, ?),
+             poll_count = poll_count + ?,
+             outcome = COALESCE(?, outcome), event_id = COALESCE(?, event_id),
+             finished_at = COALESCE(?, finished_at), updated_at = ?
+         WHERE request_id = ?",
+    )
+    .bind(c.state.as_str())
+    .bind(due_at)
+    .bind(t.map(|t| t.id.clone()))
+    .bind(t.and_then(|t| t.session.clone()))
+    .bind(t.and_then(|t| t.state.clone()))
+    .bind(t.and_then(|t| t.operation.clone()))
+    .bind(t.and_then(|t| t.success))
+    .bind(t.and_then(|t| t.message.clone()))
+    .bind(c.http_status.map(i64::from))
+    .bind(&c.last_error)
+    .bind(c.submitted_at)
+    .bind(i64::from(c.count_poll))
+    .bind(finish.map(|f| f.outcome.clone()))
+    .bind(finish.map(|f| f.event_id.clone()))
+    .bind(finish.map(|f| f.finished_at))
+    .bind(now)
+    .bind(request_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    anyhow::ensure!(updated == 1, "request {request_id} is not in the ledger");
+    let note = match finish {
+        Some(f) => format!("{}: {}", f.outcome, c.note),
+        None => c.note.clone(),
+    };
+    log_transition(tx, request_id, now, c.state, &note).await
+}
