@@ -55,6 +55,9 @@ pub struct Topology {
     pub events_exchange: String,
     /// Quorum queue (default) or classic.
     pub quorum: bool,
+    /// Let the broker delete the queues after this long unused (`x-expires`): for temporary
+    /// environments, tests, `demo` and `bench`; never for a deployment that must keep requests.
+    pub expires: Option<Duration>,
 }
 
 impl Topology {
@@ -66,6 +69,7 @@ impl Topology {
             dead_letter_queue: format!("{prefix}.requests.dead"),
             events_exchange: format!("{prefix}.events"),
             quorum: true,
+            expires: None,
         }
     }
 }
@@ -145,6 +149,7 @@ impl Default for Config {
                 dead_letter_queue: "reaper.requests.dead".into(),
                 events_exchange: "reaper.events".into(),
                 quorum: true,
+                expires: None,
             },
             prefetch: 100,
             backlog_limit: 100_000,
@@ -266,6 +271,10 @@ impl Config {
             dead_letter_queue,
             events_exchange: s.string("REAPER_EVENTS_EXCHANGE", &d.topology.events_exchange),
             quorum,
+            expires: match s.get("REAPER_QUEUE_EXPIRES") {
+                None => None,
+                Some(_) => Some(s.duration("REAPER_QUEUE_EXPIRES", Duration::ZERO)?),
+            },
         };
         let budget = Budget {
             rate_per_sec: s.parse("REAPER_RATE_PER_SEC", 10.0)?,

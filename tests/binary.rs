@@ -46,6 +46,7 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
         .env("REAPER_DEAD_LETTER_QUEUE", &t.dead_letter_queue)
         .env("REAPER_DEAD_LETTER_EXCHANGE", &t.dead_letter_exchange)
         .env("REAPER_EVENTS_EXCHANGE", &t.events_exchange)
+        .env("REAPER_QUEUE_EXPIRES", "10m")
         .env("REAPER_LEDGER", env.ledger_path())
         .env("REAPER_EM_URL", env.sim.base_url())
         .env("REAPER_EM_USERNAME", "reaper")

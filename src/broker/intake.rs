@@ -7,7 +7,7 @@ use crate::event::{CloudEvent, ErrorInfo, EventData, Outcome};
 use crate::ledger::{Intake, Ledger, NewEvent, now_ms};
 use crate::request::{DeleteRequest, Rejection, System};
 use crate::retry::Backoff;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -79,64 +79,99 @@ pub fn invalid_event(
     }
 }
 
+/// What intake decided about one message before touching the ledger.
+enum Decision {
+    /// A valid request, for this endpoint.
+    Record(DeleteRequest, String),
+    /// Dead-letter it, with an `invalid` event when its request id could be read.
+    Reject(Option<NewEvent>),
+}
+
 impl IntakeCtx {
-    /// Records one message in the ledger and says what to do with its delivery.
-    /// An `Err` is a ledger failure: the delivery must stay unacked.
-    pub async fn handle(
-        &self,
-        body: &[u8],
-        message_id: Option<&str>,
-    ) -> anyhow::Result<Disposition> {
-        let now = now_ms();
-        let req = match DeleteRequest::decode(body, message_id) {
-            Ok(req) => req,
+    /// Decodes and validates one message (no I/O).
+    fn decide(&self, body: &[u8], message_id: Option<&str>) -> Decision {
+        match DeleteRequest::decode(body, message_id) {
+            Ok(req) => {
+                let endpoint = req
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| match req.target.system() {
+                        System::Em => self.em_endpoint.clone(),
+                        System::Dcs => self.dcs_endpoint.clone(),
+                    });
+                Decision::Record(req, endpoint)
+            }
             Err(Rejection { request_id, reason }) => {
                 tracing::warn!(request_id = ?request_id.as_ref().map(|r| r.as_str()), %reason,
                     "rejecting an invalid request to the dead-letter queue");
-                if let Some(id) = &request_id {
-                    let ev = invalid_event(&self.worker_name, Some(id.as_str()), &reason, body);
-                    self.ledger.add_event(&ev, now).await?;
-                    self.outbox_wake.notify_one();
-                }
-                return Ok(Disposition::DeadLetter);
-            }
-        };
-        let endpoint = req
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| match req.target.system() {
-                System::Em => self.em_endpoint.clone(),
-                System::Dcs => self.dcs_endpoint.clone(),
-            });
-        match self.ledger.accept(&req, &endpoint, now).await? {
-            Intake::New => {
-                self.engine_wake.notify_one();
-                Ok(Disposition::Ack)
-            }
-            Intake::Duplicate { republished } => {
-                tracing::info!(request_id = %req.request_id, republished, "duplicate request");
-                if republished {
-                    self.outbox_wake.notify_one();
-                }
-                Ok(Disposition::Ack)
-            }
-            Intake::Conflict { existing_target } => {
-                let reason = format!(
-                    "conflicting duplicate: request_id {} was already received with target {existing_target}",
-                    req.request_id
-                );
-                tracing::warn!(request_id = %req.request_id, "{reason}");
-                let ev = invalid_event(
-                    &self.worker_name,
-                    Some(req.request_id.as_str()),
-                    &reason,
-                    body,
-                );
-                self.ledger.add_event(&ev, now).await?;
-                self.outbox_wake.notify_one();
-                Ok(Disposition::DeadLetter)
+                let id = request_id.as_ref().map(|r| r.as_str());
+                Decision::Reject(
+                    id.map(|id| invalid_event(&self.worker_name, Some(id), &reason, body)),
+                )
             }
         }
+    }
+
+    /// Records a batch of messages in the ledger (the requests in one transaction) and says
+    /// what to do with each delivery. An `Err` is a ledger failure: the deliveries must stay
+    /// unacked (recording them again is harmless: the request id is the key).
+    pub async fn handle_batch(
+        &self,
+        messages: &[(&[u8], Option<&str>)],
+    ) -> anyhow::Result<Vec<Disposition>> {
+        let now = now_ms();
+        let decisions: Vec<Decision> = messages.iter().map(|(b, m)| self.decide(b, *m)).collect();
+        let to_record: Vec<(&DeleteRequest, &str)> = decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Record(req, endpoint) => Some((req, endpoint.as_str())),
+                Decision::Reject(_) => None,
+            })
+            .collect();
+        let mut intakes = self.ledger.accept_batch(&to_record, now).await?.into_iter();
+        let mut events = Vec::new();
+        let mut dispositions = Vec::with_capacity(messages.len());
+        let (mut new, mut republished) = (false, false);
+        for (decision, (body, _)) in decisions.into_iter().zip(messages) {
+            let disposition = match decision {
+                Decision::Reject(event) => {
+                    events.extend(event);
+                    Disposition::DeadLetter
+                }
+                Decision::Record(req, _) => match intakes.next().expect("one intake per request") {
+                    Intake::New => {
+                        new = true;
+                        Disposition::Ack
+                    }
+                    Intake::Duplicate { republished: again } => {
+                        tracing::info!(request_id = %req.request_id, republished = again, "duplicate request");
+                        republished |= again;
+                        Disposition::Ack
+                    }
+                    Intake::Conflict { existing_target } => {
+                        let reason = format!(
+                            "conflicting duplicate: request_id {} was already received with target {existing_target}",
+                            req.request_id
+                        );
+                        tracing::warn!(request_id = %req.request_id, "{reason}");
+                        let id = Some(req.request_id.as_str());
+                        events.push(invalid_event(&self.worker_name, id, &reason, body));
+                        Disposition::DeadLetter
+                    }
+                },
+            };
+            dispositions.push(disposition);
+        }
+        if !events.is_empty() {
+            self.ledger.add_events(&events, now).await?;
+        }
+        if new {
+            self.engine_wake.notify_one();
+        }
+        if republished || !events.is_empty() {
+            self.outbox_wake.notify_one();
+        }
+        Ok(dispositions)
     }
 
     /// Consumes until cancelled. Returns an error when the channel fails (the caller
@@ -169,6 +204,11 @@ impl IntakeCtx {
                 )
                 .await?;
             tracing::info!(queue = %self.queue, "consuming requests");
+            // Only intake adds to the backlog, so the last count plus the deliveries since is
+            // an upper bound on it: the ledger is counted again only when that bound reaches
+            // the limit, not for every delivery.
+            let mut counted = self.ledger.backlog().await?;
+            let mut since = 0u64;
             let paused = loop {
                 let next = tokio::select! {
                     _ = cancel.cancelled() => break false,
@@ -178,9 +218,28 @@ impl IntakeCtx {
                     None => anyhow::bail!("the broker closed the request consumer"),
                     Some(d) => d?,
                 };
-                self.settle(delivery, &cancel).await?;
-                if self.backlog_limit > 0 && self.ledger.backlog().await? >= self.backlog_limit {
-                    break true;
+                // Whatever else the broker has already sent goes into the same transaction.
+                // It never takes more than the room left under the backlog bound.
+                let mut batch = vec![delivery];
+                let room = match self.backlog_limit {
+                    0 => u64::from(self.prefetch),
+                    limit => limit.saturating_sub(counted + since).max(1),
+                };
+                let most = room.min(u64::from(self.prefetch)) as usize;
+                while batch.len() < most {
+                    match consumer.next().now_or_never() {
+                        Some(Some(d)) => batch.push(d?),
+                        _ => break,
+                    }
+                }
+                since += batch.len() as u64;
+                self.settle(batch, &cancel).await?;
+                if self.backlog_limit > 0 && counted + since >= self.backlog_limit {
+                    counted = self.ledger.backlog().await?;
+                    since = 0;
+                    if counted >= self.backlog_limit {
+                        break true;
+                    }
                 }
             };
             // Stop the flow, then record what the broker had already sent (at most the
@@ -189,7 +248,7 @@ impl IntakeCtx {
                 .await?;
             let drain = async {
                 while let Some(d) = consumer.next().await {
-                    self.settle(d?, &cancel).await?;
+                    self.settle(vec![d?], &cancel).await?;
                 }
                 anyhow::Ok(())
             };
@@ -220,19 +279,27 @@ impl IntakeCtx {
         Ok(())
     }
 
-    /// Records a delivery (retrying the ledger with back-off; the delivery stays unacked
-    /// meanwhile) and then acks or rejects it.
-    async fn settle(&self, d: Delivery, cancel: &CancellationToken) -> anyhow::Result<()> {
-        let message_id = d.properties.message_id().as_ref().map(|m| m.to_string());
+    /// Records deliveries (retrying the ledger with back-off; they stay unacked meanwhile)
+    /// and then acks or rejects each.
+    async fn settle(&self, batch: Vec<Delivery>, cancel: &CancellationToken) -> anyhow::Result<()> {
+        let ids: Vec<Option<String>> = batch
+            .iter()
+            .map(|d| d.properties.message_id().as_ref().map(|m| m.to_string()))
+            .collect();
+        let messages: Vec<(&[u8], Option<&str>)> = batch
+            .iter()
+            .zip(&ids)
+            .map(|(d, id)| (d.data.as_slice(), id.as_deref()))
+            .collect();
         let mut failures = 0;
-        let disposition = loop {
-            match self.handle(&d.data, message_id.as_deref()).await {
-                Ok(disp) => break disp,
+        let dispositions = loop {
+            match self.handle_batch(&messages).await {
+                Ok(dispositions) => break dispositions,
                 Err(e) => {
                     failures += 1;
                     tracing::error!(
                         error = format!("{e:#}"),
-                        "ledger write failed; delivery kept unacked"
+                        "ledger write failed; deliveries kept unacked"
                     );
                     tokio::select! {
                         _ = cancel.cancelled() => anyhow::bail!("stopped while the ledger was failing: {e:#}"),
@@ -241,10 +308,12 @@ impl IntakeCtx {
                 }
             }
         };
-        match disposition {
-            Disposition::Ack => d.ack(BasicAckOptions::default()).await?,
-            Disposition::DeadLetter => d.reject(BasicRejectOptions { requeue: false }).await?,
-        };
+        for (d, disposition) in batch.iter().zip(dispositions) {
+            match disposition {
+                Disposition::Ack => d.ack(BasicAckOptions::default()).await?,
+                Disposition::DeadLetter => d.reject(BasicRejectOptions { requeue: false }).await?,
+            };
+        }
         Ok(())
     }
 }

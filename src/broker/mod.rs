@@ -46,6 +46,12 @@ pub async fn declare(ch: &Channel, t: &Topology) -> anyhow::Result<()> {
     .with_context(|| format!("declaring exchange {}", t.dead_letter_exchange))?;
     let mut dead_args = FieldTable::default();
     dead_args.insert("x-queue-type".into(), long(queue_type));
+    if let Some(d) = t.expires {
+        dead_args.insert(
+            "x-expires".into(),
+            AMQPValue::LongLongInt(d.as_millis() as i64),
+        );
+    }
     ch.queue_declare(t.dead_letter_queue.as_str().into(), queue_opts, dead_args)
         .await
         .with_context(|| format!("declaring queue {}", t.dead_letter_queue))?;
@@ -69,6 +75,12 @@ pub async fn declare(ch: &Channel, t: &Topology) -> anyhow::Result<()> {
         "x-dead-letter-exchange".into(),
         long(&t.dead_letter_exchange),
     );
+    if let Some(d) = t.expires {
+        args.insert(
+            "x-expires".into(),
+            AMQPValue::LongLongInt(d.as_millis() as i64),
+        );
+    }
     ch.queue_declare(t.request_queue.as_str().into(), queue_opts, args)
         .await
         .with_context(|| {

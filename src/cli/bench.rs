@@ -88,9 +88,9 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0 // utime + stime, at the usual 100 ticks a second
 }
 
-async fn throughput(base: &Config, n: usize) -> anyhow::Result<()> {
+async fn throughput(base: &Config, n: usize, task: Duration) -> anyhow::Result<()> {
     let sim = SimConfig {
-        task_duration: (Duration::ZERO, Duration::ZERO),
+        task_duration: (task, task),
         ..Default::default()
     };
     let mut h = Harness::start(base.clone(), spec(sim, UNLIMITED, base)).await?;
@@ -101,7 +101,12 @@ async fn throughput(base: &Config, n: usize) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let stats = h.sim.stats();
     h.stop().await;
-    println!("throughput: {n} em.job requests, tasks end at once, no latency, no rate limit");
+    let tasks = if task.is_zero() {
+        "tasks end at once".to_string()
+    } else {
+        format!("tasks run {}", humantime::format_duration(task))
+    };
+    println!("throughput: {n} em.job requests, {tasks}, no latency, no rate limit");
     println!(
         "  completed           {n} in {secs:.2} s = {:.0} requests/s end to end",
         n as f64 / secs
@@ -216,7 +221,8 @@ async fn budget(base: &Config, rate: f64, window: Duration) -> anyhow::Result<()
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let base = Config::from_env()?;
-    throughput(&base, args.requests).await?;
+    throughput(&base, args.requests, Duration::ZERO).await?;
+    throughput(&base, args.requests, Duration::from_secs(1)).await?;
     if args.in_flight > 0 {
         memory(&base, args.in_flight).await?;
     }

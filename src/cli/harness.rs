@@ -46,6 +46,7 @@ impl Harness {
         let cfg = Config {
             topology: Topology {
                 quorum: false,
+                expires: Some(Duration::from_secs(600)),
                 ..Topology::with_prefix(&format!("reaper.{}.{}", spec.name, &id[..8]))
             },
             ledger: dir.join("ledger.db"),

@@ -191,6 +191,24 @@ pub fn now_ms() -> i64 {
 impl Ledger {
     /// Opens (creating if needed) the ledger file and runs the embedded migrations.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        // Two processes opening a new file at once (a worker and `reaper status`, or the
+        // metrics endpoint) race to switch it to WAL and to migrate it; SQLite answers the
+        // loser "database is locked" at once rather than waiting. The loser tries again and
+        // then finds the migrations applied.
+        let mut tries = 0;
+        loop {
+            match Self::try_open(path).await {
+                Ok(ledger) => return Ok(ledger),
+                Err(_) if tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_open(path: &Path) -> anyhow::Result<Self> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -206,22 +224,10 @@ impl Ledger {
             .connect_with(opts)
             .await
             .with_context(|| format!("opening the ledger {}", path.display()))?;
-        // Two processes opening a new file at once (a worker and `reaper status`) race to
-        // migrate it; the loser sees the tables appear and retries against what is applied.
-        let mut tries = 0;
-        loop {
-            match sqlx::migrate!("./migrations").run(&pool).await {
-                Ok(()) => break,
-                Err(_) if tries < 3 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                }
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("migrating the ledger {}", path.display()));
-                }
-            }
-        }
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating the ledger {}", path.display()))?;
         Ok(Ledger { pool })
     }
 
@@ -236,66 +242,37 @@ impl Ledger {
         endpoint: &str,
         now: i64,
     ) -> anyhow::Result<Intake> {
-        let target = req.target.to_wire().to_string();
+        let mut intakes = self.accept_batch(&[(req, endpoint)], now).await?;
+        Ok(intakes.remove(0))
+    }
+
+    /// Records requests in one transaction, each as [`Ledger::accept`] does.
+    pub async fn accept_batch(
+        &self,
+        items: &[(&DeleteRequest, &str)],
+        now: i64,
+    ) -> anyhow::Result<Vec<Intake>> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO requests (request_id, target_type, target, endpoint, correlation_id,
-                 batch_id, not_after, state, due_at, received_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
-             ON CONFLICT (request_id) DO NOTHING",
-        )
-        .bind(req.request_id.as_str())
-        .bind(req.target.type_name())
-        .bind(&target)
-        .bind(endpoint)
-        .bind(&req.correlation_id)
-        .bind(&req.batch_id)
-        .bind(req.not_after.map(|t| t.timestamp_millis()))
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            log_transition(
-                &mut tx,
-                req.request_id.as_str(),
-                now,
-                State::Accepted,
-                "received",
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Intake::New);
+        let mut intakes = Vec::with_capacity(items.len());
+        for (req, endpoint) in items {
+            intakes.push(accept_in(&mut tx, req, endpoint, now).await?);
         }
-        let row = sqlx::query("SELECT target, state, event_id FROM requests WHERE request_id = ?")
-            .bind(req.request_id.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-        let existing: String = row.get("target");
-        let same = serde_json::from_str::<serde_json::Value>(&existing)
-            .map(|v| v == req.target.to_wire())
-            .unwrap_or(false);
-        if !same {
-            return Ok(Intake::Conflict {
-                existing_target: existing,
-            });
-        }
-        let event_id: Option<String> = row.get("event_id");
-        let republished = match event_id {
-            Some(id) => outbox::requeue(&mut tx, &id, now).await?,
-            None => false,
-        };
         tx.commit().await?;
-        Ok(Intake::Duplicate { republished })
+        Ok(intakes)
     }
 
     /// Puts an event in the outbox on its own: an `invalid` event (no request row), or a
     /// `delete.submitted` notice.
     pub async fn add_event(&self, event: &NewEvent, now: i64) -> anyhow::Result<()> {
+        self.add_events(std::slice::from_ref(event), now).await
+    }
+
+    /// Puts several events in the outbox in one transaction.
+    pub async fn add_events(&self, events: &[NewEvent], now: i64) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
-        outbox::insert(&mut tx, event, now).await?;
+        for e in events {
+            outbox::insert(&mut tx, e, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -309,6 +286,65 @@ impl Ledger {
                 .await?,
         )
     }
+}
+
+/// Records one request inside a transaction.
+async fn accept_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    req: &DeleteRequest,
+    endpoint: &str,
+    now: i64,
+) -> anyhow::Result<Intake> {
+    let target = req.target.to_wire().to_string();
+    let inserted = sqlx::query(
+        "INSERT INTO requests (request_id, target_type, target, endpoint, correlation_id,
+             batch_id, not_after, state, due_at, received_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
+         ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(req.request_id.as_str())
+    .bind(req.target.type_name())
+    .bind(&target)
+    .bind(endpoint)
+    .bind(&req.correlation_id)
+    .bind(&req.batch_id)
+    .bind(req.not_after.map(|t| t.timestamp_millis()))
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        log_transition(
+            tx,
+            req.request_id.as_str(),
+            now,
+            State::Accepted,
+            "received",
+        )
+        .await?;
+        return Ok(Intake::New);
+    }
+    let row = sqlx::query("SELECT target, event_id FROM requests WHERE request_id = ?")
+        .bind(req.request_id.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    let existing: String = row.get("target");
+    let same = serde_json::from_str::<serde_json::Value>(&existing)
+        .map(|v| v == req.target.to_wire())
+        .unwrap_or(false);
+    if !same {
+        return Ok(Intake::Conflict {
+            existing_target: existing,
+        });
+    }
+    let event_id: Option<String> = row.get("event_id");
+    let republished = match event_id {
+        Some(id) => outbox::requeue(tx, &id, now).await?,
+        None => false,
+    };
+    Ok(Intake::Duplicate { republished })
 }
 
 pub(super) async fn log_transition(

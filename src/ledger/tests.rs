@@ -176,3 +176,23 @@ async fn a_backlog_of_new_requests_does_not_starve_due_polls_nor_polls_new_work(
     let rows = l.claim_due(200, 50, 10_000).await.unwrap();
     assert_eq!(rows.len(), 12, "the rest of the new work");
 }
+
+#[tokio::test]
+async fn a_batch_records_each_request_once_and_reports_duplicates_and_conflicts_within_it() {
+    let (_d, l) = ledger().await;
+    let (a, a_again, a_other, b) = (
+        request("a", JOB_A),
+        request("a", JOB_A),
+        request("a", JOB_B),
+        request("b", JOB_B),
+    );
+    let got = l
+        .accept_batch(&[(&a, "em"), (&a_again, "em"), (&a_other, "em"), (&b, "em")], 1)
+        .await
+        .unwrap();
+    assert_eq!(got[0], Intake::New);
+    assert_eq!(got[1], Intake::Duplicate { republished: false });
+    assert!(matches!(got[2], Intake::Conflict { .. }));
+    assert_eq!(got[3], Intake::New);
+    assert_eq!(l.backlog().await.unwrap(), 2);
+}

@@ -87,7 +87,11 @@ impl TestEnv {
         let prefix = format!("test.{}", uuid::Uuid::new_v4().simple());
         let cfg = Config {
             amqp_url: Secret::new(url.clone()),
-            topology: Topology::with_prefix(&prefix),
+            // A test that fails before its clean-up leaves nothing behind for long.
+            topology: Topology {
+                expires: Some(Duration::from_secs(600)),
+                ..Topology::with_prefix(&prefix)
+            },
             ledger: dir.path().join("ledger.db"),
             worker_name: "test".into(),
             em: Some(EmSettings {
