@@ -124,3 +124,110 @@ async fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("REAPER_RATE_PER_SEC"), "{err}");
 }
+
+fn reaper_cmd(env: &TestEnv) -> Command {
+    let t = &env.cfg.topology;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_reaper"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REAPER_AMQP_URL", env.cfg.amqp_url.expose())
+        .env("REAPER_REQUEST_QUEUE", &t.request_queue)
+        .env("REAPER_LEDGER", env.ledger_path());
+    c
+}
+
+#[tokio::test]
+async fn enqueue_validates_every_line_first_then_publishes_with_confirms() {
+    let env = TestEnv::new(SimConfig::default()).await;
+    let dir = env.dir.path();
+    let good = dir.join("good.jsonl");
+    let lines: Vec<String> = (0..5)
+        .map(|i| serde_json::to_string(&job_request(&format!("enq-{i}"), &guid())).unwrap())
+        .collect();
+    std::fs::write(&good, lines.join("\n") + "\n").unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n{{\"request_id\":\"x\",\"target\":{{\"type\":\"em.job\",\"job_id\":\"../x\"}}}}\n",
+            lines[0]
+        ),
+    )
+    .unwrap();
+    let csv = dir.join("batch.csv");
+    std::fs::write(
+        &csv,
+        format!("request_id,type,job_id,batch_id\ncsv-1,em.job,{},b1\ncsv-2,em.job,urn:veeam:Job:{},b1\n", guid(), guid()),
+    )
+    .unwrap();
+
+    let out = reaper_cmd(&env).arg("enqueue").arg(&bad).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jsonl:2"));
+    assert_eq!(
+        queue_depth(&env.conn, &env.cfg.topology.request_queue).await,
+        0,
+        "nothing published"
+    );
+
+    let out = reaper_cmd(&env).arg("enqueue").arg(&good).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = reaper_cmd(&env).arg("enqueue").arg(&csv).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        queue_depth(&env.conn, &env.cfg.topology.request_queue).await,
+        7
+    );
+
+    // The published requests are the contract's: a worker deletes all seven.
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let got = collect(&mut events, 7, Duration::from_secs(30)).await;
+    assert!(
+        got.values()
+            .all(|e| e[0].1.data.outcome == Outcome::Deleted)
+    );
+    assert_eq!(got["csv-2"][0].1.data.batch_id.as_deref(), Some("b1"));
+    worker.stop().await;
+
+    let status = reaper_cmd(&env).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("succeeded")
+            && l.contains("deleted")
+            && l.trim_end().ends_with('7')),
+        "{text}"
+    );
+    let one = reaper_cmd(&env).args(["status", "enq-0"]).output().unwrap();
+    let text = String::from_utf8_lossy(&one.stdout);
+    assert!(
+        text.contains("accepted") && text.contains("polling") && text.contains("succeeded"),
+        "{text}"
+    );
+    let report = reaper_cmd(&env)
+        .args(["report", "--batch", "b1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert_eq!(text.lines().count(), 3, "header and two rows: {text}");
+    assert!(text.lines().nth(1).unwrap().starts_with("csv-1,em.job,"));
+    let missing = reaper_cmd(&env)
+        .args(["status", "no-such-request"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(3));
+    env.cleanup().await;
+}

@@ -187,7 +187,10 @@ async fn a_batch_records_each_request_once_and_reports_duplicates_and_conflicts_
         request("b", JOB_B),
     );
     let got = l
-        .accept_batch(&[(&a, "em"), (&a_again, "em"), (&a_other, "em"), (&b, "em")], 1)
+        .accept_batch(
+            &[(&a, "em"), (&a_again, "em"), (&a_other, "em"), (&b, "em")],
+            1,
+        )
         .await
         .unwrap();
     assert_eq!(got[0], Intake::New);
