@@ -11,6 +11,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod dcs;
+
+pub use dcs::{DcsAuth, DcsSettings};
+
 /// A credential. Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -84,33 +88,6 @@ pub struct EmSettings {
     pub format: Format,
     pub http: HttpSettings,
     pub budget: Budget,
-}
-
-/// How reaper authenticates to Huawei Cloud DCS.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DcsAuth {
-    /// A fixed IAM token (`REAPER_DCS_TOKEN` / `REAPER_DCS_TOKEN_FILE`), sent as is.
-    Static(Secret),
-    /// Password credentials exchanged at IAM (`POST {iam_url}/v3/auth/tokens`) for
-    /// project-scoped tokens, cached and refreshed before expiry.
-    Iam {
-        iam_url: String,
-        domain: String,
-        username: String,
-        password: Secret,
-    },
-}
-
-/// One Huawei Cloud DCS endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DcsSettings {
-    pub name: String,
-    pub url: String,
-    pub auth: DcsAuth,
-    pub http: HttpSettings,
-    pub budget: Budget,
-    /// Whether a 404 on delete means `already_absent` (default) or `refused`.
-    pub not_found_is_absent: bool,
 }
 
 /// The whole configuration.
@@ -322,7 +299,7 @@ impl Config {
                 })
             }
         };
-        let dcs = dcs_settings(s, budget)?;
+        let dcs = dcs::dcs_settings(s, budget)?;
         let max_attempts: u32 = s.parse("REAPER_MAX_ATTEMPTS", d.max_attempts)?;
         if max_attempts == 0 {
             return Err(err("REAPER_MAX_ATTEMPTS", "must be at least 1"));
@@ -406,85 +383,6 @@ fn http_url(key: &str, url: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// The DCS endpoint, when `REAPER_DCS_URL` is set. Its budget defaults to the EM one's
-/// values but is a budget of its own (`REAPER_DCS_RATE_PER_SEC`, …).
-fn dcs_settings(s: &Source, em_budget: Budget) -> Result<Option<DcsSettings>, ConfigError> {
-    let Some(url) = s.get("REAPER_DCS_URL") else {
-        return Ok(None);
-    };
-    let url = http_url("REAPER_DCS_URL", url)?;
-    let auth = match (s.secret("REAPER_DCS_TOKEN")?, s.get("REAPER_DCS_IAM_URL")) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "REAPER_DCS_TOKEN",
-                "set a static token or REAPER_DCS_IAM_URL, not both",
-            ));
-        }
-        (Some(token), None) => DcsAuth::Static(token),
-        (None, Some(iam)) => DcsAuth::Iam {
-            iam_url: http_url("REAPER_DCS_IAM_URL", iam)?,
-            domain: s
-                .get("REAPER_DCS_DOMAIN")
-                .ok_or_else(|| {
-                    err(
-                        "REAPER_DCS_DOMAIN",
-                        "required with REAPER_DCS_IAM_URL (the account name)",
-                    )
-                })?
-                .trim()
-                .to_string(),
-            username: s
-                .get("REAPER_DCS_USERNAME")
-                .ok_or_else(|| err("REAPER_DCS_USERNAME", "required with REAPER_DCS_IAM_URL"))?
-                .trim()
-                .to_string(),
-            password: s.secret("REAPER_DCS_PASSWORD")?.ok_or_else(|| {
-                err(
-                    "REAPER_DCS_PASSWORD",
-                    "required (or REAPER_DCS_PASSWORD_FILE) with REAPER_DCS_IAM_URL",
-                )
-            })?,
-        },
-        (None, None) => {
-            return Err(err(
-                "REAPER_DCS_TOKEN",
-                "REAPER_DCS_URL needs REAPER_DCS_TOKEN, REAPER_DCS_TOKEN_FILE or REAPER_DCS_IAM_URL",
-            ));
-        }
-    };
-    let http = HttpSettings {
-        ca_file: s.get("REAPER_DCS_CA_FILE").map(|p| PathBuf::from(p.trim())),
-        insecure_tls: s.bool("REAPER_DCS_INSECURE_TLS", false)?,
-        connect_timeout: s.duration("REAPER_HTTP_CONNECT_TIMEOUT", Duration::from_secs(10))?,
-        request_timeout: s.duration("REAPER_HTTP_TIMEOUT", Duration::from_secs(60))?,
-    };
-    check_ca_file("REAPER_DCS_CA_FILE", http.ca_file.as_deref())?;
-    let budget = Budget {
-        rate_per_sec: s.parse("REAPER_DCS_RATE_PER_SEC", em_budget.rate_per_sec)?,
-        burst: s.parse("REAPER_DCS_BURST", em_budget.burst)?,
-        max_in_flight: s.parse("REAPER_DCS_MAX_IN_FLIGHT", em_budget.max_in_flight)?,
-    };
-    let not_found = s.string("REAPER_DCS_NOT_FOUND", "already_absent");
-    let not_found_is_absent = match not_found.as_str() {
-        "already_absent" => true,
-        "refused" => false,
-        other => {
-            return Err(err(
-                "REAPER_DCS_NOT_FOUND",
-                format!("`{other}` is not already_absent or refused"),
-            ));
-        }
-    };
-    Ok(Some(DcsSettings {
-        name: s.string("REAPER_DCS_NAME", "dcs"),
-        url,
-        auth,
-        http,
-        budget,
-        not_found_is_absent,
-    }))
-}
-
 /// Reads a TOML file of `key = value` pairs (lower case, no `REAPER_` prefix) into the
 /// environment's key space.
 fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigError> {
@@ -514,83 +412,4 @@ fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_serve_a_local_run() {
-        let c = Config::from_vars(vars(&[])).unwrap();
-        assert_eq!(c.topology.request_queue, "reaper.requests");
-        assert_eq!(c.topology.dead_letter_queue, "reaper.requests.dead");
-        assert_eq!(c.ledger, PathBuf::from("reaper.db"));
-        assert!(c.em.is_none());
-        assert_eq!(c.max_attempts, 8);
-        assert_eq!(c.task_timeout, Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn a_bad_value_names_its_key() {
-        for (key, value) in [
-            ("REAPER_RATE_PER_SEC", "fast"),
-            ("REAPER_MAX_ATTEMPTS", "0"),
-            ("REAPER_TASK_TIMEOUT", "forever"),
-            ("REAPER_EM_INSECURE_TLS", "maybe"),
-            ("REAPER_QUEUE_TYPE", "stream"),
-            ("REAPER_EM_URL", "em.example.com"),
-        ] {
-            let e = Config::from_vars(vars(&[(key, value)])).unwrap_err();
-            assert_eq!(e.key, key, "{e}");
-            assert!(e.to_string().contains(key));
-        }
-    }
-
-    #[test]
-    fn em_settings_need_credentials_and_keep_the_password_secret() {
-        let e = Config::from_vars(vars(&[("REAPER_EM_URL", "https://em:9398")])).unwrap_err();
-        assert_eq!(e.key, "REAPER_EM_USERNAME");
-        let c = Config::from_vars(vars(&[
-            ("REAPER_EM_URL", "https://em:9398/"),
-            ("REAPER_EM_USERNAME", "svc"),
-            ("REAPER_EM_PASSWORD", "hunter2"),
-            ("REAPER_EM_FORMAT", "json"),
-        ]))
-        .unwrap();
-        let em = c.em.unwrap();
-        assert_eq!(em.url, "https://em:9398");
-        assert_eq!(em.format, Format::Json);
-        assert!(!format!("{em:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn a_password_file_is_read_and_a_toml_file_sits_under_the_environment() {
-        let dir = tempfile::tempdir().unwrap();
-        let pw = dir.path().join("pw");
-        std::fs::write(&pw, "s3cret\n").unwrap();
-        let toml_path = dir.path().join("reaper.toml");
-        std::fs::write(
-            &toml_path,
-            "rate_per_sec = 5\nmax_attempts = 3\nledger = \"x.db\"\n",
-        )
-        .unwrap();
-        let c = Config::from_vars(vars(&[
-            ("REAPER_CONFIG", toml_path.to_str().unwrap()),
-            ("REAPER_MAX_ATTEMPTS", "4"),
-            ("REAPER_EM_URL", "http://127.0.0.1:1"),
-            ("REAPER_EM_USERNAME", "u"),
-            ("REAPER_EM_PASSWORD_FILE", pw.to_str().unwrap()),
-        ]))
-        .unwrap();
-        assert_eq!(c.max_attempts, 4, "environment wins over the file");
-        assert_eq!(c.ledger, PathBuf::from("x.db"));
-        let em = c.em.unwrap();
-        assert_eq!(em.budget.rate_per_sec, 5.0);
-        assert_eq!(em.password.expose(), "s3cret");
-    }
-}
+mod tests;
