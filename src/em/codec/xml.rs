@@ -1,0 +1,154 @@
+//! A small namespace-aware XML reader for EM bodies: a tree of the elements in EM's namespace
+//! (or none), with attributes decoded and entity references resolved. Elements of other
+//! namespaces are skipped with their content.
+
+use super::{CodecError, Link, VEEAM_NS};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+/// One element of a small XML document: its local name, attributes and text, children.
+#[derive(Debug, Default)]
+pub(super) struct Node {
+    pub(super) name: String,
+    pub(super) attrs: Vec<(String, String)>,
+    pub(super) text: String,
+    pub(super) children: Vec<Node>,
+}
+
+impl Node {
+    pub(super) fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub(super) fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    pub(super) fn child_text(&self, name: &str) -> Option<String> {
+        self.child(name).map(|c| c.text.trim().to_string())
+    }
+}
+
+pub(super) fn in_veeam_ns(ns: &ResolveResult<'_>) -> bool {
+    match ns {
+        ResolveResult::Unbound => true,
+        ResolveResult::Bound(n) => n.as_ref() == VEEAM_NS.as_bytes(),
+        ResolveResult::Unknown(_) => false,
+    }
+}
+
+pub(super) fn start_node(
+    reader: &NsReader<&[u8]>,
+    e: &BytesStart<'_>,
+    what: &'static str,
+) -> Result<Node, CodecError> {
+    let mut node = Node {
+        name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+        ..Node::default()
+    };
+    for a in e.attributes() {
+        let a = a.map_err(|err| CodecError::new(what, err))?;
+        let (ns, local) = reader.resolve_attribute(a.key);
+        if matches!(ns, ResolveResult::Bound(_)) && !in_veeam_ns(&ns) {
+            continue; // xmlns declarations and foreign attributes
+        }
+        let value = a
+            .decode_and_unescape_value(reader.decoder())
+            .map_err(|err| CodecError::new(what, err))?;
+        node.attrs.push((
+            String::from_utf8_lossy(local.as_ref()).into_owned(),
+            value.into_owned(),
+        ));
+    }
+    Ok(node)
+}
+
+/// Parses a document into a tree of the elements in EM's namespace (or none); elements of
+/// other namespaces are skipped with their content.
+pub(super) fn parse_xml(body: &str, what: &'static str) -> Result<Node, CodecError> {
+    let mut reader = NsReader::from_str(body);
+    let mut stack: Vec<Node> = Vec::new();
+    let mut skip_depth = 0usize;
+    loop {
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| CodecError::new(what, e))?;
+        let ours = in_veeam_ns(&ns);
+        match event {
+            Event::Start(e) => {
+                if skip_depth > 0 || !ours {
+                    skip_depth += 1;
+                } else {
+                    stack.push(start_node(&reader, &e, what)?);
+                }
+            }
+            Event::Empty(e) if skip_depth == 0 && ours => {
+                let node = start_node(&reader, &e, what)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(node),
+                    None => return Ok(node),
+                }
+            }
+            Event::End(_) => {
+                if skip_depth > 0 {
+                    skip_depth -= 1;
+                } else if let Some(node) = stack.pop() {
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(node),
+                        None => return Ok(node),
+                    }
+                }
+            }
+            Event::Text(t) if skip_depth == 0 => {
+                if let Some(node) = stack.last_mut() {
+                    let raw = t.decode().map_err(|e| CodecError::new(what, e))?;
+                    node.text.push_str(&raw);
+                }
+            }
+            Event::CData(t) if skip_depth == 0 => {
+                if let Some(node) = stack.last_mut() {
+                    let raw = t.decode().map_err(|e| CodecError::new(what, e))?;
+                    node.text.push_str(&raw);
+                }
+            }
+            Event::GeneralRef(r) if skip_depth == 0 => {
+                if let Some(node) = stack.last_mut() {
+                    let name = r.decode().map_err(|e| CodecError::new(what, e))?;
+                    let entity = format!("&{name};");
+                    let value = quick_xml::escape::unescape(&entity)
+                        .map_err(|e| CodecError::new(what, e))?;
+                    node.text.push_str(&value);
+                }
+            }
+            Event::Eof => return Err(CodecError::new(what, "document has no root element")),
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn xml_links(node: &Node) -> Vec<Link> {
+    node.child("Links")
+        .map(|links| {
+            links
+                .children
+                .iter()
+                .filter(|l| l.name == "Link")
+                .map(|l| Link {
+                    rel: l.attr("Rel").unwrap_or_default().to_string(),
+                    href: l.attr("Href").unwrap_or_default().to_string(),
+                    kind: l.attr("Type").unwrap_or_default().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
