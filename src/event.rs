@@ -79,6 +79,29 @@ pub struct ErrorInfo {
     pub request_id: Option<String>,
 }
 
+impl ErrorInfo {
+    /// A remote's failure: `http` when it answered with a status, `transport` when it did not.
+    pub fn remote(
+        status: Option<u16>,
+        code: Option<String>,
+        message: String,
+        request_id: Option<String>,
+    ) -> Self {
+        ErrorInfo {
+            kind: if status.is_some() {
+                "http"
+            } else {
+                "transport"
+            }
+            .into(),
+            http_status: status,
+            code,
+            message,
+            request_id,
+        }
+    }
+}
+
 /// The `data` of an outcome event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventData {

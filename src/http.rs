@@ -5,6 +5,19 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+/// How the engine should treat a failed call to a remote (EM, DCS, IAM): what callers branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 404: the resource (or task) is not there.
+    NotFound,
+    /// A permanent refusal (400/403/405/501, other 4xx): do not retry.
+    Permanent,
+    /// Worth retrying later: connect/timeout errors, 408/429/5xx, and codes that mean "not now".
+    Transient,
+    /// 401 after fresh credentials, or credentials refused: they are wrong.
+    Unauthorized,
+}
+
 /// TLS trust and timeouts of one endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpSettings {

@@ -95,12 +95,7 @@ async fn session_expiry_while_tasks_poll_ends_every_request_deleted_by_verificat
     .await;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
-    let requests: Vec<_> = (0..30)
-        .map(|i| job_request(&format!("exp-{i}"), &guid()))
-        .collect();
-    env.publisher().await.publish_all(&requests).await.unwrap();
-    let ledger = env.ledger().await;
-    wait_for_state(&ledger, "polling", 30, Duration::from_secs(30)).await;
+    let (_, ledger) = jobs_polling(&env, "exp", 30).await;
     env.sim.expire_sessions();
     let got = collect(&mut events, 30, Duration::from_secs(60)).await;
     for evs in got.values() {

@@ -167,13 +167,7 @@ async fn a_worker_dropped_while_tasks_poll_is_resumed_by_a_new_one_without_delet
     .await;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
-    let requests: Vec<_> = (0..20)
-        .map(|i| job_request(&format!("crash-{i}"), &guid()))
-        .collect();
-    env.publisher().await.publish_all(&requests).await.unwrap();
-
-    let ledger = env.ledger().await;
-    wait_for_state(&ledger, "polling", 20, Duration::from_secs(30)).await;
+    let (requests, _) = jobs_polling(&env, "crash", 20).await;
     worker.kill().await;
     assert_eq!(env.sim.stats().logoffs, 0, "a crash logs nothing off");
 

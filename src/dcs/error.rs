@@ -5,19 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-/// How the engine should treat a failed DCS call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// 404: the task (or instance, or URL) is not there.
-    NotFound,
-    /// A permanent refusal (400 DCS.4070, 403, other 4xx): do not retry.
-    Permanent,
-    /// Worth retrying later: connect/timeout errors, 5xx, 429 throttling, and the DCS codes
-    /// that mean "not now" (task still running, another user modifying the instance).
-    Transient,
-    /// 401 after a fresh token, a static token refused, or IAM refusing the credentials.
-    Unauthorized,
-}
+pub use crate::http::ErrorClass;
 
 /// Which service answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,18 +3,7 @@
 
 use std::time::Duration;
 
-/// How the engine should treat a failed EM call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// 404: the resource (or task) is not there.
-    NotFound,
-    /// A permanent refusal (400/403/405/501, other 4xx): do not retry.
-    Permanent,
-    /// Worth retrying later (timeouts, connection errors, 408/429/500/502/503/504).
-    Transient,
-    /// 401 after a fresh logon, or a logon refused: the credentials are wrong.
-    Unauthorized,
-}
+pub use crate::http::ErrorClass;
 
 /// A failed EM call. Never carries a credential or a session token.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -8,18 +8,12 @@ use crate::event::{ErrorInfo, Outcome};
 /// The event's `error` for a DCS failure: `error_code` in `code`, `error_msg` in `message`,
 /// the answer's `X-Request-Id` in `request_id`.
 pub fn dcs_error_info(e: &DcsError) -> ErrorInfo {
-    ErrorInfo {
-        kind: if e.status.is_some() {
-            "http"
-        } else {
-            "transport"
-        }
-        .into(),
-        http_status: e.status,
-        code: e.code.clone(),
-        message: e.message.clone(),
-        request_id: e.request_id.clone(),
-    }
+    ErrorInfo::remote(
+        e.status,
+        e.code.clone(),
+        e.message.clone(),
+        e.request_id.clone(),
+    )
 }
 
 /// After a DCS DELETE. A 404 is `already_absent`, or `refused` when `not_found_is_absent`

@@ -42,18 +42,7 @@ impl Next {
 
 /// The event's `error` for an EM failure.
 pub fn em_error_info(e: &EmError) -> ErrorInfo {
-    ErrorInfo {
-        kind: if e.status.is_some() {
-            "http"
-        } else {
-            "transport"
-        }
-        .into(),
-        http_status: e.status,
-        code: None,
-        message: e.message.clone(),
-        request_id: None,
-    }
+    ErrorInfo::remote(e.status, None, e.message.clone(), None)
 }
 
 /// A task as recorded in the ledger.

@@ -151,38 +151,39 @@ impl Engine {
     }
 
     async fn poll(&self, row: RequestRow) -> anyhow::Result<()> {
-        if self.past_task_timeout(&row) {
-            return self.timed_out(&row).await;
-        }
+        let Some(client) = self.follow_up_client(&row).await? else {
+            return Ok(());
+        };
         let (Some(task_id), Some(session)) = (row.task_id.clone(), row.task_session.clone()) else {
             return self.move_to_verify(&row, "no task recorded").await;
-        };
-        let client = match self.em_client(&row) {
-            Ok(c) => Arc::clone(c),
-            Err(error) => {
-                return self
-                    .finish(&row, Outcome::Refused, Some(error), None, None)
-                    .await;
-            }
         };
         let next = super::after_poll(client.get_task(&task_id, &session).await);
         self.after_follow_up(&row, State::Polling, next).await
     }
 
     async fn verify(&self, row: RequestRow, target: Target) -> anyhow::Result<()> {
-        if self.past_task_timeout(&row) {
-            return self.timed_out(&row).await;
-        }
-        let client = match self.em_client(&row) {
-            Ok(c) => Arc::clone(c),
-            Err(error) => {
-                return self
-                    .finish(&row, Outcome::Refused, Some(error), None, None)
-                    .await;
-            }
+        let Some(client) = self.follow_up_client(&row).await? else {
+            return Ok(());
         };
         let next = super::after_verify(client.presence(&target.path()).await);
         self.after_follow_up(&row, State::Verifying, next).await
+    }
+
+    /// The client to follow a task up with, or `None` when the request has just been ended
+    /// instead: its task ran past the timeout, or its endpoint is no longer configured.
+    async fn follow_up_client(&self, row: &RequestRow) -> anyhow::Result<Option<Arc<EmClient>>> {
+        if self.past_task_timeout(row) {
+            self.timed_out(row).await?;
+            return Ok(None);
+        }
+        match self.em_client(row) {
+            Ok(c) => Ok(Some(Arc::clone(c))),
+            Err(error) => {
+                self.finish(row, Outcome::Refused, Some(error), None, None)
+                    .await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Applies the result of a poll or a verification.

@@ -330,3 +330,19 @@ pub async fn queue_depth(conn: &lapin::Connection, queue: &str) -> u32 {
     let _ = ch.close(200, "peeked".into()).await;
     q.message_count()
 }
+
+/// Publishes `n` job deletions named `{prefix}-{i}` and waits until all their tasks are
+/// recorded and polling. Returns the requests and a handle on the ledger.
+pub async fn jobs_polling(
+    env: &TestEnv,
+    prefix: &str,
+    n: usize,
+) -> (Vec<reaper::request::RequestWire>, Ledger) {
+    let requests: Vec<_> = (0..n)
+        .map(|i| job_request(&format!("{prefix}-{i}"), &guid()))
+        .collect();
+    env.publisher().await.publish_all(&requests).await.unwrap();
+    let ledger = env.ledger().await;
+    wait_for_state(&ledger, "polling", n as i64, Duration::from_secs(30)).await;
+    (requests, ledger)
+}
