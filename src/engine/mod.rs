@@ -4,6 +4,7 @@
 //! so a hundred thousand running tasks cost rows, not sleeping tasks.
 
 mod dcs_outcome;
+mod events;
 mod outcome;
 mod remote;
 mod step;

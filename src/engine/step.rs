@@ -4,19 +4,10 @@
 
 use super::{Engine, LEASE, Next};
 use crate::em::EmClient;
-use crate::event::{CloudEvent, ErrorInfo, EventData, Outcome, TaskInfo, ms_to_time};
-use crate::ledger::{Change, Finish, NewEvent, RequestRow, State, TaskRecord, now_ms};
+use crate::event::{ErrorInfo, Outcome};
+use crate::ledger::{Change, Finish, RequestRow, State, TaskRecord, now_ms};
 use crate::request::Target;
 use std::sync::Arc;
-
-/// The stable id of a request's outcome event.
-pub fn outcome_event_id(request_id: &str) -> String {
-    uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_OID,
-        format!("outcome:{request_id}").as_bytes(),
-    )
-    .to_string()
-}
 
 fn ms(d: std::time::Duration) -> i64 {
     d.as_millis() as i64
@@ -297,88 +288,6 @@ impl Engine {
         tracing::debug!(request_id = %row.request_id, outcome = outcome.as_str(), "request finished");
         self.outbox_wake.notify_one();
         Ok(())
-    }
-
-    fn event_data(
-        &self,
-        row: &RequestRow,
-        outcome: Outcome,
-        task: Option<TaskRecord>,
-        now: i64,
-    ) -> EventData {
-        let task = task.map(|t| TaskInfo {
-            id: t.id,
-            state: t.state.or_else(|| row.task_state.clone()),
-            operation: t.operation.or_else(|| row.task_operation.clone()),
-            success: t.success.or(row.task_success),
-            message: t.message.or_else(|| row.task_message.clone()),
-        });
-        let task = task.or_else(|| {
-            row.task_id.clone().map(|id| TaskInfo {
-                id,
-                state: row.task_state.clone(),
-                operation: row.task_operation.clone(),
-                success: row.task_success,
-                message: row.task_message.clone(),
-            })
-        });
-        EventData {
-            request_id: Some(row.request_id.clone()),
-            correlation_id: row.correlation_id.clone(),
-            batch_id: row.batch_id.clone(),
-            target: serde_json::from_str(&row.target).ok(),
-            outcome,
-            task,
-            http_status: row.http_status.map(|s| s as u16),
-            attempts: row.attempts as u32,
-            error: None,
-            received_at: Some(ms_to_time(row.received_at)),
-            submitted_at: row.submitted_at.map(ms_to_time),
-            finished_at: Some(ms_to_time(now)),
-        }
-    }
-
-    fn outcome_event(
-        &self,
-        row: &RequestRow,
-        outcome: Outcome,
-        error: Option<ErrorInfo>,
-        task: Option<TaskRecord>,
-        http_status: Option<u16>,
-        now: i64,
-    ) -> CloudEvent {
-        let mut data = self.event_data(row, outcome, task, now);
-        data.error = error;
-        data.http_status = http_status.or(data.http_status);
-        if data.submitted_at.is_none() && data.http_status.is_some() {
-            data.submitted_at = Some(ms_to_time(now));
-        }
-        CloudEvent::outcome(
-            outcome_event_id(&row.request_id),
-            &self.cfg.worker_name,
-            data,
-            self.cfg.already_absent_is_success,
-        )
-    }
-
-    /// The optional `delete.submitted` notice, when the remote task is recorded.
-    fn submitted_event(&self, row: &RequestRow, task: &TaskRecord, now: i64) -> NewEvent {
-        let mut data = self.event_data(row, Outcome::Deleted, Some(task.clone()), now);
-        data.finished_at = None;
-        data.submitted_at = Some(ms_to_time(now));
-        let id = uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_OID,
-            format!("submitted:{}", row.request_id).as_bytes(),
-        )
-        .to_string();
-        let mut ev = CloudEvent::outcome(id.clone(), &self.cfg.worker_name, data, true);
-        ev.kind = "reaper.delete.submitted".into();
-        NewEvent {
-            event_id: id,
-            request_id: Some(row.request_id.clone()),
-            routing_key: "delete.submitted".into(),
-            payload: ev.to_json(),
-        }
     }
 }
 
