@@ -98,15 +98,7 @@ async fn session_expiry_while_tasks_poll_ends_every_request_deleted_by_verificat
     let (_, ledger) = jobs_polling(&env, "exp", 30).await;
     env.sim.expire_sessions();
     let got = collect(&mut events, 30, Duration::from_secs(60)).await;
-    for evs in got.values() {
-        assert_eq!(evs.len(), 1);
-        assert_eq!(
-            evs[0].1.data.outcome,
-            Outcome::Deleted,
-            "{:?}",
-            evs[0].1.data
-        );
-    }
+    assert_each_once(&got, Outcome::Deleted);
     let stats = env.sim.stats();
     assert_eq!(stats.logons, 2, "one new logon, not one per task");
     assert!(stats.deletes.values().all(|n| *n == 1));

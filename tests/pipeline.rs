@@ -173,16 +173,8 @@ async fn a_worker_dropped_while_tasks_poll_is_resumed_by_a_new_one_without_delet
 
     let worker = env.start_worker();
     let got = collect(&mut events, 20, Duration::from_secs(60)).await;
-    for r in &requests {
-        let evs = &got[r.request_id.as_ref().unwrap()];
-        assert_eq!(evs.len(), 1);
-        assert_eq!(
-            evs[0].1.data.outcome,
-            Outcome::Deleted,
-            "{:?}",
-            evs[0].1.data
-        );
-    }
+    assert_eq!(got.len(), requests.len());
+    assert_each_once(&got, Outcome::Deleted);
     let stats = env.sim.stats();
     assert_eq!(stats.deletes.len(), 20);
     assert!(

@@ -346,3 +346,14 @@ pub async fn jobs_polling(
     wait_for_state(&ledger, "polling", n as i64, Duration::from_secs(30)).await;
     (requests, ledger)
 }
+
+/// Asserts that every request collected has exactly one event, with `outcome`.
+pub fn assert_each_once(
+    got: &HashMap<String, Vec<(String, CloudEvent)>>,
+    outcome: reaper::event::Outcome,
+) {
+    for (id, evs) in got {
+        assert_eq!(evs.len(), 1, "{id} has one event");
+        assert_eq!(evs[0].1.data.outcome, outcome, "{id}: {:?}", evs[0].1.data);
+    }
+}
