@@ -1,7 +1,7 @@
 //! The pure mapping from a DCS delete's result to what should happen next, tested as a table.
 //! DCS deletes synchronously, so nothing here ever polls or verifies.
 
-use super::Next;
+use super::{Ending, Next};
 use crate::dcs::{DcsDeleted, DcsError, ErrorClass};
 use crate::event::{ErrorInfo, Outcome};
 
@@ -21,12 +21,12 @@ pub fn dcs_error_info(e: &DcsError) -> ErrorInfo {
 pub fn after_dcs_delete(result: Result<DcsDeleted, DcsError>, not_found_is_absent: bool) -> Next {
     let e = match result {
         Ok(done) => {
-            return Next::Finish {
+            return Next::Finish(Ending {
                 outcome: Outcome::Deleted,
                 error: None,
                 task: None,
                 http_status: Some(done.status),
-            };
+            });
         }
         Err(e) => e,
     };
@@ -39,12 +39,12 @@ pub fn after_dcs_delete(result: Result<DcsDeleted, DcsError>, not_found_is_absen
         ErrorClass::NotFound if not_found_is_absent => Outcome::AlreadyAbsent,
         ErrorClass::NotFound | ErrorClass::Permanent | ErrorClass::Unauthorized => Outcome::Refused,
     };
-    Next::Finish {
+    Next::Finish(Ending {
         outcome,
         error: Some(dcs_error_info(&e)),
         task: None,
         http_status: e.status,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -119,23 +119,23 @@ mod tests {
             );
             assert_eq!(
                 ok,
-                Next::Finish {
+                Next::Finish(Ending {
                     outcome: Deleted,
                     error: None,
                     task: None,
                     http_status: Some(status)
-                }
+                })
             );
         }
     }
 
     #[test]
     fn the_error_carries_code_message_and_request_id() {
-        let Next::Finish {
+        let Next::Finish(Ending {
             error: Some(e),
             http_status,
             ..
-        } = after_dcs_delete(Err(err(403, "DCS.2003")), true)
+        }) = after_dcs_delete(Err(err(403, "DCS.2003")), true)
         else {
             panic!()
         };

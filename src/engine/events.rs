@@ -1,8 +1,8 @@
 //! The events a request's steps produce: its one outcome event (with a stable id) and the
 //! optional `delete.submitted` notice. Pure: builds payloads from a ledger row.
 
-use super::Engine;
-use crate::event::{CloudEvent, ErrorInfo, EventData, Outcome, TaskInfo, ms_to_time};
+use super::{Ending, Engine};
+use crate::event::{CloudEvent, EventData, Outcome, TaskInfo, ms_to_time};
 use crate::ledger::{NewEvent, RequestRow, TaskRecord};
 
 /// The stable id of a request's outcome event.
@@ -54,18 +54,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn outcome_event(
-        &self,
-        row: &RequestRow,
-        outcome: Outcome,
-        error: Option<ErrorInfo>,
-        task: Option<TaskRecord>,
-        http_status: Option<u16>,
-        now: i64,
-    ) -> CloudEvent {
-        let mut data = self.event_data(row, outcome, task, now);
-        data.error = error;
-        data.http_status = http_status.or(data.http_status);
+    /// The outcome event of a request that ends as `ending`.
+    pub(super) fn outcome_event(&self, row: &RequestRow, ending: &Ending, now: i64) -> CloudEvent {
+        let mut data = self.event_data(row, ending.outcome, ending.task.clone(), now);
+        data.error = ending.error.clone();
+        data.http_status = ending.http_status.or(data.http_status);
         if data.submitted_at.is_none() && data.http_status.is_some() {
             data.submitted_at = Some(ms_to_time(now));
         }

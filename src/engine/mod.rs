@@ -11,7 +11,7 @@ mod step;
 pub mod worker;
 
 pub use dcs_outcome::{after_dcs_delete, dcs_error_info};
-pub use outcome::{Next, after_delete, after_poll, after_verify};
+pub use outcome::{Ending, Next, after_delete, after_poll, after_verify};
 
 use crate::config::Config;
 use crate::dcs::DcsClient;

@@ -6,16 +6,35 @@ use crate::em::{DeleteAnswer, EmError, ErrorClass, Poll, Presence};
 use crate::event::{ErrorInfo, Outcome};
 use crate::ledger::TaskRecord;
 
+/// How a request ended: its outcome and what the event reports with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    pub outcome: Outcome,
+    pub error: Option<ErrorInfo>,
+    /// The remote task as last seen, when this step saw it (else the ledger's record is used).
+    pub task: Option<TaskRecord>,
+    /// The status of the answer that ended it, when it was the DELETE's.
+    pub http_status: Option<u16>,
+}
+
+impl Ending {
+    /// An ending with no remote answer of its own to report (expired, timed out, refused
+    /// before sending, retries exhausted): the outcome and why.
+    pub fn because(outcome: Outcome, error: Option<ErrorInfo>) -> Self {
+        Ending {
+            outcome,
+            error,
+            task: None,
+            http_status: None,
+        }
+    }
+}
+
 /// What should happen to a request after one remote call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// The request is over.
-    Finish {
-        outcome: Outcome,
-        error: Option<ErrorInfo>,
-        task: Option<TaskRecord>,
-        http_status: Option<u16>,
-    },
+    Finish(Ending),
     /// A transient failure: try the same call again later (a DELETE counts an attempt).
     Again { error: ErrorInfo },
     /// A task is running: poll it later.
@@ -34,7 +53,7 @@ impl Next {
     /// The outcome, when this step ends the request.
     pub fn outcome(&self) -> Option<Outcome> {
         match self {
-            Next::Finish { outcome, .. } => Some(*outcome),
+            Next::Finish(Ending { outcome, .. }) => Some(*outcome),
             _ => None,
         }
     }
@@ -62,13 +81,13 @@ pub fn task_record(task: &Task, session: Option<&str>) -> TaskRecord {
 fn after_task(task: &Task, session: Option<&str>, http_status: Option<u16>) -> Next {
     let record = task_record(task, session);
     match task.finished_result() {
-        Some(r) if r.success => Next::Finish {
+        Some(r) if r.success => Next::Finish(Ending {
             outcome: Outcome::Deleted,
             error: None,
             task: Some(record),
             http_status,
-        },
-        Some(r) => Next::Finish {
+        }),
+        Some(r) => Next::Finish(Ending {
             outcome: Outcome::TaskFailed,
             error: Some(ErrorInfo {
                 kind: "task".into(),
@@ -79,7 +98,7 @@ fn after_task(task: &Task, session: Option<&str>, http_status: Option<u16>) -> N
             }),
             task: Some(record),
             http_status,
-        },
+        }),
         None if task.state.is_terminal() => Next::Verify {
             task: Some(record),
             note: format!("task {} ended without a result", task.task_id),
@@ -94,30 +113,30 @@ fn after_task(task: &Task, session: Option<&str>, http_status: Option<u16>) -> N
 /// After a DELETE.
 pub fn after_delete(result: Result<DeleteAnswer, EmError>) -> Next {
     match result {
-        Ok(DeleteAnswer::Done { status }) => Next::Finish {
+        Ok(DeleteAnswer::Done { status }) => Next::Finish(Ending {
             outcome: Outcome::Deleted,
             error: None,
             task: None,
             http_status: Some(status),
-        },
+        }),
         Ok(DeleteAnswer::Task {
             task,
             session,
             status,
         }) => after_task(&task, Some(&session), Some(status)),
         Err(e) => match e.class {
-            ErrorClass::NotFound => Next::Finish {
+            ErrorClass::NotFound => Next::Finish(Ending {
                 outcome: Outcome::AlreadyAbsent,
                 error: Some(em_error_info(&e)),
                 task: None,
                 http_status: e.status,
-            },
-            ErrorClass::Permanent | ErrorClass::Unauthorized => Next::Finish {
+            }),
+            ErrorClass::Permanent | ErrorClass::Unauthorized => Next::Finish(Ending {
                 outcome: Outcome::Refused,
                 error: Some(em_error_info(&e)),
                 task: None,
                 http_status: e.status,
-            },
+            }),
             ErrorClass::Transient => Next::Again {
                 error: em_error_info(&e),
             },
@@ -151,12 +170,12 @@ pub fn after_verify(result: Result<Presence, EmError>) -> Next {
         | Err(EmError {
             class: ErrorClass::NotFound,
             ..
-        }) => Next::Finish {
+        }) => Next::Finish(Ending {
             outcome: Outcome::Deleted,
             error: None,
             task: None,
             http_status: None,
-        },
+        }),
         Ok(Presence::Present) => Next::Again {
             error: ErrorInfo {
                 kind: "verification".into(),
@@ -228,7 +247,7 @@ mod tests {
             }
         }
         let refused = after_delete(Err(err(400, ErrorClass::Permanent)));
-        let Next::Finish { error: Some(e), .. } = refused else {
+        let Next::Finish(Ending { error: Some(e), .. }) = refused else {
             panic!()
         };
         assert_eq!(e.message, "m400", "EM's Message is carried");
@@ -277,11 +296,11 @@ mod tests {
             TaskState::Finished,
             Some((false, "locked")),
         ))));
-        let Next::Finish {
+        let Next::Finish(Ending {
             outcome,
             error: Some(e),
             ..
-        } = failed
+        }) = failed
         else {
             panic!()
         };

@@ -2,10 +2,10 @@
 //! committed before and after each remote side effect (design 2.2). DCS requests are only
 //! ever dispatched: their DELETE is synchronous.
 
-use super::{Engine, LEASE, Next};
+use super::{Ending, Engine, LEASE, Next};
 use crate::em::EmClient;
 use crate::event::{ErrorInfo, Outcome};
-use crate::ledger::{Change, Finish, RequestRow, State, TaskRecord, now_ms};
+use crate::ledger::{Change, Finish, RequestRow, State, now_ms};
 use crate::request::Target;
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ impl Engine {
             Err(e) => {
                 let error = unsupported(format!("stored target is unreadable: {e}"));
                 return self
-                    .finish(&row, Outcome::Refused, Some(error), None, None)
+                    .finish(&row, Ending::because(Outcome::Refused, Some(error)))
                     .await;
             }
         };
@@ -57,20 +57,20 @@ impl Engine {
                 ..Default::default()
             };
             return self
-                .finish(&row, Outcome::Expired, Some(error), None, None)
+                .finish(&row, Ending::because(Outcome::Expired, Some(error)))
                 .await;
         }
         if row.attempts >= i64::from(self.cfg.max_attempts) {
             let error = last_error(&row);
             return self
-                .finish(&row, Outcome::RetriesExhausted, error, None, None)
+                .finish(&row, Ending::because(Outcome::RetriesExhausted, error))
                 .await;
         }
         let remote = match self.remote(&row, &target) {
             Ok(r) => r,
             Err(error) => {
                 return self
-                    .finish(&row, Outcome::Refused, Some(error), None, None)
+                    .finish(&row, Ending::because(Outcome::Refused, Some(error)))
                     .await;
             }
         };
@@ -85,15 +85,13 @@ impl Engine {
         let next = remote.delete().await;
         let now = now_ms();
         match next {
-            Next::Finish {
-                outcome,
-                error,
-                task,
-                http_status,
-            } => self.finish(&row, outcome, error, task, http_status).await,
+            Next::Finish(ending) => self.finish(&row, ending).await,
             Next::Again { error } if attempt >= self.cfg.max_attempts => {
-                self.finish(&row, Outcome::RetriesExhausted, Some(error), None, None)
-                    .await
+                self.finish(
+                    &row,
+                    Ending::because(Outcome::RetriesExhausted, Some(error)),
+                )
+                .await
             }
             Next::Again { error } => {
                 let change = Change {
@@ -170,7 +168,7 @@ impl Engine {
         match self.em_client(row) {
             Ok(c) => Ok(Some(Arc::clone(c))),
             Err(error) => {
-                self.finish(row, Outcome::Refused, Some(error), None, None)
+                self.finish(row, Ending::because(Outcome::Refused, Some(error)))
                     .await?;
                 Ok(None)
             }
@@ -187,12 +185,14 @@ impl Engine {
         let now = now_ms();
         let later = now + ms(self.cfg.poll.delay(row.poll_count as u32 + 1));
         match next {
-            Next::Finish {
-                outcome,
-                error,
-                task,
-                ..
-            } => self.finish(row, outcome, error, task, None).await,
+            // The DELETE's status stays the one recorded when it was answered.
+            Next::Finish(ending) => {
+                let ending = Ending {
+                    http_status: None,
+                    ..ending
+                };
+                self.finish(row, ending).await
+            }
             Next::Poll { task, .. } => {
                 let change = Change {
                     task: Some(task),
@@ -247,27 +247,26 @@ impl Engine {
             ),
             ..Default::default()
         };
-        self.finish(row, Outcome::TimedOut, Some(error), None, None)
+        self.finish(row, Ending::because(Outcome::TimedOut, Some(error)))
             .await
     }
 
     /// Ends a request: final state and its event, in one transaction.
-    async fn finish(
-        &self,
-        row: &RequestRow,
-        outcome: Outcome,
-        error: Option<ErrorInfo>,
-        task: Option<TaskRecord>,
-        http_status: Option<u16>,
-    ) -> anyhow::Result<()> {
+    async fn finish(&self, row: &RequestRow, ending: Ending) -> anyhow::Result<()> {
         let now = now_ms();
-        let success = outcome.is_success(self.cfg.already_absent_is_success);
-        let state = if success {
+        let outcome = ending.outcome;
+        let state = if outcome.is_success(self.cfg.already_absent_is_success) {
             State::Succeeded
         } else {
             State::Failed
         };
-        let event = self.outcome_event(row, outcome, error.clone(), task.clone(), http_status, now);
+        let event = self.outcome_event(row, &ending, now);
+        let Ending {
+            error,
+            task,
+            http_status,
+            ..
+        } = ending;
         let change = Change {
             task,
             http_status,
