@@ -44,8 +44,7 @@ fn dcs_batch(prefix: &str, n: usize, project: &str) -> Vec<reaper::request::Requ
 #[tokio::test]
 async fn a_mixed_batch_of_em_and_dcs_requests_gets_one_correct_event_each() {
     let env = TestEnv::new(quick_tasks()).await;
-    let auth = iam_auth(&env.sim);
-    let env = env.with_dcs(auth);
+    let env = env.with_iam_dcs();
     let mut events = env.watcher().await;
     let worker = env.start_worker();
 
@@ -122,8 +121,7 @@ async fn a_mixed_batch_of_em_and_dcs_requests_gets_one_correct_event_each() {
 #[tokio::test]
 async fn tokens_expiring_mid_batch_are_renewed_once_per_expiry_and_no_request_fails() {
     let env = TestEnv::new(SimConfig::default()).await;
-    let auth = iam_auth(&env.sim);
-    let mut env = env.with_dcs(auth);
+    let mut env = env.with_iam_dcs();
     // Stretch the batch over about three seconds.
     env.cfg.dcs.as_mut().unwrap().budget.rate_per_sec = 10.0;
     env.cfg.dcs.as_mut().unwrap().budget.burst = 1;
@@ -163,8 +161,7 @@ async fn short_lived_tokens_are_renewed_before_expiry_once_each() {
         ..SimConfig::default()
     })
     .await;
-    let auth = iam_auth(&env.sim);
-    let mut env = env.with_dcs(auth);
+    let mut env = env.with_iam_dcs();
     env.cfg.dcs.as_mut().unwrap().budget.rate_per_sec = 10.0;
     env.cfg.dcs.as_mut().unwrap().budget.burst = 1;
     let mut events = env.watcher().await;
@@ -201,8 +198,7 @@ async fn a_task_still_executing_is_retried_until_it_is_deleted() {
         ..SimConfig::default()
     })
     .await;
-    let auth = iam_auth(&env.sim);
-    let mut env = env.with_dcs(auth);
+    let mut env = env.with_iam_dcs();
     env.cfg.max_attempts = 40;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
@@ -239,8 +235,7 @@ async fn a_throttling_gateway_slows_the_batch_down_and_every_request_succeeds() 
         ..SimConfig::default()
     })
     .await;
-    let auth = iam_auth(&env.sim);
-    let mut env = env.with_dcs(auth);
+    let mut env = env.with_iam_dcs();
     env.cfg.max_attempts = 30;
     let mut events = env.watcher().await;
     let worker = env.start_worker();

@@ -137,6 +137,12 @@ impl TestEnv {
         self
     }
 
+    /// This world with a DCS endpoint on its simulator, authenticated through its IAM.
+    pub fn with_iam_dcs(self) -> Self {
+        let auth = iam_auth(&self.sim);
+        self.with_dcs(auth)
+    }
+
     pub fn start_worker(&self) -> Worker {
         Worker::start(self.cfg.clone())
     }
