@@ -101,6 +101,11 @@ async fn session_expiry_while_tasks_poll_ends_every_request_deleted_by_verificat
     assert_each_once(&got, Outcome::Deleted);
     let stats = env.sim.stats();
     assert_eq!(stats.logons, 2, "one new logon, not one per task");
+    assert_eq!(
+        stats.calls.get("DELETE /api/logonSessions/{id}"),
+        Some(&1),
+        "the replaced session was logged off: {stats:?}"
+    );
     assert!(stats.deletes.values().all(|n| *n == 1));
     assert!(
         stats.calls.get("GET /api/jobs/{id}").copied().unwrap_or(0) >= 30,
@@ -248,5 +253,147 @@ async fn removing_a_running_task_answers_204_and_its_job_request_times_out() {
         "the stopped task never deleted the job"
     );
     worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_202_without_a_readable_task_is_verified_and_its_delete_never_sent_again() {
+    let env = TestEnv::new(SimConfig {
+        unreadable_task_ratio: 1.0,
+        ..quick()
+    })
+    .await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let requests: Vec<_> = (0..20)
+        .map(|i| job_request(&format!("garbled-{i}"), &guid()))
+        .collect();
+    env.publisher().await.publish_all(&requests).await.unwrap();
+    let got = collect(&mut events, 20, Duration::from_secs(60)).await;
+    assert_each_once(&got, Outcome::Deleted);
+    for (id, evs) in &got {
+        assert_eq!(evs[0].1.data.http_status, Some(202), "{id}");
+        assert_eq!(evs[0].1.data.attempts, 1, "{id}");
+    }
+    let stats = env.sim.stats();
+    assert_eq!(stats.deletes.len(), 20, "{stats:?}");
+    assert!(
+        stats.deletes.values().all(|n| *n == 1),
+        "exactly one DELETE per resource: {:?}",
+        stats.deletes
+    );
+    assert!(
+        stats.calls.get("GET /api/jobs/{id}").copied().unwrap_or(0) >= 20,
+        "each deletion was confirmed on the resource: {stats:?}"
+    );
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn tasks_that_finish_while_the_worker_is_down_past_the_task_timeout_end_deleted() {
+    let mut env = TestEnv::new(SimConfig {
+        task_duration: (Duration::from_secs(2), Duration::from_secs(2)),
+        ..SimConfig::default()
+    })
+    .await;
+    env.cfg.task_timeout = Duration::from_secs(3);
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let (_, ledger) = jobs_polling(&env, "down", 10).await;
+    worker.kill().await;
+    // Down longer than the task timeout; the tasks finish meanwhile.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let worker = env.start_worker();
+    let got = collect(&mut events, 10, Duration::from_secs(60)).await;
+    assert_each_once(&got, Outcome::Deleted);
+    let stats = env.sim.stats();
+    assert!(
+        stats.deletes.values().all(|n| *n == 1),
+        "{:?}",
+        stats.deletes
+    );
+    drop(ledger);
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_restart_with_thousands_of_open_tasks_spreads_them_and_serves_a_new_request() {
+    let env = TestEnv::new(SimConfig {
+        task_duration: (Duration::from_secs(600), Duration::from_secs(600)),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let (_, ledger) = jobs_polling(&env, "open", 2000).await;
+    worker.kill().await;
+    let before = env.sim.stats().total_calls;
+    let worker = env.start_worker();
+    let newcomer = request(
+        "newcomer",
+        serde_json::json!({"type": "em.task", "task_id": "task-999999"}),
+    );
+    env.publisher()
+        .await
+        .publish_all(&[newcomer])
+        .await
+        .unwrap();
+    let got = collect(&mut events, 1, Duration::from_secs(20)).await;
+    assert_eq!(got["newcomer"][0].1.data.outcome, Outcome::AlreadyAbsent);
+    // Without a budget, the 2000 verifications resume at 100 a second, not all at once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = env.sim.stats().total_calls;
+    let window = after - before;
+    assert!(
+        window < 1000,
+        "no burst of calls after the restart: {window} calls"
+    );
+    assert!(window > 0, "the backlog resumes");
+    drop(ledger);
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_task_of_another_logon_session_is_refused_and_says_why() {
+    let env = TestEnv::new(SimConfig {
+        task_duration: (Duration::from_secs(600), Duration::from_secs(600)),
+        ..SimConfig::default()
+    })
+    .await;
+    // Another client (an operator's script) starts a task in its own logon session.
+    let settings = env.cfg.em.clone().unwrap();
+    let limiter = std::sync::Arc::new(reaper::limit::Limiter::new(settings.budget));
+    let other = reaper::em::EmClient::new(&settings, limiter).unwrap();
+    let answer = other
+        .delete(&format!("/api/jobs/{}", guid()))
+        .await
+        .unwrap();
+    let reaper::em::DeleteAnswer::Task { task, .. } = answer else {
+        panic!("{answer:?}")
+    };
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    env.publisher()
+        .await
+        .publish_all(&[request(
+            "foreign-task",
+            serde_json::json!({"type": "em.task", "task_id": task.task_id}),
+        )])
+        .await
+        .unwrap();
+    let got = collect(&mut events, 1, Duration::from_secs(30)).await;
+    let data = &got["foreign-task"][0].1.data;
+    assert_eq!(data.outcome, Outcome::Refused);
+    assert_eq!(data.attempts, 1, "refused at once, not retried");
+    let message = &data.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("belong to the logon session that created them"),
+        "{message}"
+    );
+    worker.stop().await;
+    other.log_off().await.unwrap();
     env.cleanup().await;
 }

@@ -83,6 +83,10 @@ pub struct SimulateArgs {
     /// Added to every answer.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub latency: Duration,
+    /// Share of 202 answers to resource DELETEs whose body is no readable Task (an HTML page
+    /// or nothing); the deletion goes ahead all the same.
+    #[arg(long, default_value_t = 0.0)]
+    pub unreadable_task_ratio: f64,
     /// Concurrent calls above which the simulator answers 503.
     #[arg(long)]
     pub capacity: Option<u32>,
@@ -180,6 +184,7 @@ impl SimulateArgs {
             throttle_status: self.throttle_status,
             latency: self.latency,
             capacity: self.capacity,
+            unreadable_task_ratio: self.unreadable_task_ratio,
             dcs_username: env_or("REAPER_DCS_USERNAME", "reaper"),
             dcs_password: env_secret("REAPER_DCS_PASSWORD")?.unwrap_or_else(|| "reaper".into()),
             dcs_domain: env_or("REAPER_DCS_DOMAIN", "reaper"),

@@ -28,7 +28,13 @@ pub(super) async fn read(origin: Origin, resp: reqwest::Response) -> Result<Answ
         .as_deref()
         .and_then(crate::http::parse_retry_after);
     let request_id = header(REQUEST_ID_HEADER).filter(|r| !r.is_empty());
-    let body = resp.text().await.map_err(|e| transport_error(origin, &e))?;
+    // A success whose body cannot be read is still a success: its status is the answer
+    // (a DELETE that DCS answered 2xx is never sent again).
+    let body = match resp.text().await {
+        Ok(body) => body,
+        Err(_) if status.is_success() => String::new(),
+        Err(e) => return Err(transport_error(origin, &e)),
+    };
     Ok(Answer {
         status,
         body,

@@ -69,7 +69,8 @@ impl DcsClient {
     }
 
     /// `DELETE /v2/{project_id}/instances/{instance_id}/tasks/{task_id}`. Success is 200
-    /// (`{"message": ""}` or an empty body) or 204.
+    /// (`{"message": ""}` or an empty body) or 204 — and any other 2xx, whatever its body:
+    /// DCS deletes synchronously, so an answered 2xx is the deletion.
     pub async fn delete_task(
         &self,
         project_id: &str,
@@ -78,13 +79,13 @@ impl DcsClient {
     ) -> Result<DcsDeleted, DcsError> {
         let path = task_path(project_id, instance_id, Some(task_id))?;
         let answer = self.call(Method::DELETE, project_id, &path).await?;
-        match answer.status {
-            StatusCode::OK | StatusCode::NO_CONTENT => Ok(DcsDeleted {
+        if answer.status.is_success() {
+            return Ok(DcsDeleted {
                 status: answer.status.as_u16(),
                 request_id: answer.request_id,
-            }),
-            _ => Err(answer.into_error(Origin::Dcs)),
+            });
         }
+        Err(answer.into_error(Origin::Dcs))
     }
 
     /// `GET /v2/{project_id}/instances/{instance_id}/tasks`: the instance's background tasks.

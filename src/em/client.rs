@@ -30,6 +30,10 @@ pub enum DeleteAnswer {
     },
     /// 200/204: done, nothing to follow.
     Done { status: u16 },
+    /// Another 2xx, or a 202 whose Task cannot be read (an HTML page from a proxy, an empty
+    /// body, no task id): the delete was accepted, but there is no task to follow. It is
+    /// never sent again; the deletion is confirmed on the resource instead.
+    Accepted { status: u16, reason: String },
 }
 
 /// What a task poll answered.
@@ -99,13 +103,33 @@ impl EmClient {
         match answer.status {
             StatusCode::OK | StatusCode::NO_CONTENT => Ok(DeleteAnswer::Done { status }),
             StatusCode::ACCEPTED | StatusCode::CREATED => {
-                let task = codec::decode_task(self.format, &answer.body)
-                    .map_err(|e| EmError::transport(e.to_string()))?;
-                Ok(DeleteAnswer::Task {
-                    task,
-                    session: session.guid.clone(),
-                    status,
-                })
+                match codec::decode_task(self.format, &answer.body) {
+                    Ok(task) if !task.task_id.is_empty() => Ok(DeleteAnswer::Task {
+                        task,
+                        session: session.guid.clone(),
+                        status,
+                    }),
+                    Ok(_) => Ok(DeleteAnswer::Accepted {
+                        status,
+                        reason: "its Task has no task id".into(),
+                    }),
+                    Err(e) => Ok(DeleteAnswer::Accepted {
+                        status,
+                        reason: format!("its Task cannot be read: {e}"),
+                    }),
+                }
+            }
+            s if s.is_success() => Ok(DeleteAnswer::Accepted {
+                status,
+                reason: "no Task was expected with this status".into(),
+            }),
+            StatusCode::INTERNAL_SERVER_ERROR if path.starts_with("/api/tasks/") => {
+                let err = self.error(answer);
+                if is_lost_task_message(&err.message) {
+                    Err(foreign_task(err))
+                } else {
+                    Err(err)
+                }
             }
             _ => Err(self.error(answer)),
         }
@@ -158,8 +182,14 @@ impl EmClient {
         let Some(session) = self.current.lock().expect("lock poisoned").take() else {
             return Ok(());
         };
+        self.end_session(&session).await
+    }
+
+    /// `DELETE /api/logonSessions/{guid}` for `session`; a session EM no longer knows is
+    /// ended already.
+    async fn end_session(&self, session: &Session) -> Result<(), EmError> {
         let path = format!("/api/logonSessions/{}", session.guid);
-        let answer = self.send(Method::DELETE, &path, Some(&session)).await?;
+        let answer = self.send(Method::DELETE, &path, Some(session)).await?;
         match answer.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::UNAUTHORIZED => {
                 Ok(())
@@ -210,7 +240,7 @@ impl EmClient {
     ///
     /// Cancel safety: a logon cancelled half-way leaves the old session in place.
     async fn relogon(&self, stale: Option<&Arc<Session>>) -> Result<Arc<Session>, EmError> {
-        let _gate = self.logon_gate.lock().await;
+        let gate = self.logon_gate.lock().await;
         if let Some(cur) = self.current_session() {
             let replaced = stale.is_none_or(|s| !Arc::ptr_eq(s, &cur));
             if replaced {
@@ -219,7 +249,19 @@ impl EmClient {
         }
         let session = Arc::new(self.logon().await?);
         tracing::info!(session = %session.guid, "logged on to Enterprise Manager");
-        *self.current.lock().expect("lock poisoned") = Some(Arc::clone(&session));
+        let replaced = self
+            .current
+            .lock()
+            .expect("lock poisoned")
+            .replace(Arc::clone(&session));
+        drop(gate);
+        // EM keeps leftover sessions: the one just replaced is logged off (best effort; it
+        // usually expired already, which EM answers 401 or 404).
+        if let Some(old) = replaced
+            && let Err(e) = self.end_session(&old).await
+        {
+            tracing::debug!(session = %old.guid, error = %e, "logging off a replaced session failed");
+        }
         Ok(session)
     }
 
@@ -314,6 +356,21 @@ impl EmClient {
     }
 }
 
+/// EM's lost-task answer to `DELETE /api/tasks/{id}`: the task belongs to another logon
+/// session (EM tasks are session-scoped), so no session of reaper's can ever remove it.
+/// A permanent refusal, not something to retry.
+fn foreign_task(err: EmError) -> EmError {
+    EmError {
+        class: ErrorClass::Permanent,
+        message: format!(
+            "EM tasks belong to the logon session that created them, and this one was not \
+             created by reaper's current session, so it cannot be removed (EM: {})",
+            err.message
+        ),
+        ..err
+    }
+}
+
 async fn read(resp: reqwest::Response) -> Result<Answer, EmError> {
     let status = resp.status();
     let retry_after = resp
@@ -321,7 +378,13 @@ async fn read(resp: reqwest::Response) -> Result<Answer, EmError> {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::http::parse_retry_after);
-    let body = resp.text().await.map_err(transport_error)?;
+    // A success whose body cannot be read is still a success: its status is the answer
+    // (a DELETE that EM answered 2xx is never sent again).
+    let body = match resp.text().await {
+        Ok(body) => body,
+        Err(_) if status.is_success() => String::new(),
+        Err(e) => return Err(transport_error(e)),
+    };
     Ok(Answer {
         status,
         body,

@@ -37,6 +37,36 @@ const STEP_RETRY: Duration = Duration::from_secs(30);
 /// The longest idle sleep between ledger looks.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
+/// How fast the follow-ups of an endpoint without a rate budget are resumed after a restart.
+const RESUME_RATE_UNLIMITED: f64 = 100.0;
+
+/// At start-up: picks up where the last process stopped. The leases of the steps it had in
+/// flight are released; every other request keeps its due time (design 2.6). The EM tasks
+/// it followed belong to its logon sessions, which this process cannot use: each needs a
+/// verification, and those are spread over time at half the endpoint's rate budget, so that
+/// they cannot burst against the endpoint and new requests are served beside them.
+pub async fn resume(ledger: &Ledger, cfg: &Config) -> anyhow::Result<()> {
+    let released = ledger.resume().await?;
+    let now = now_ms();
+    let mut spread = 0;
+    for em in cfg.em.iter() {
+        let rate = match em.budget.rate_per_sec {
+            r if r > 0.0 => r / 2.0,
+            _ => RESUME_RATE_UNLIMITED,
+        };
+        let spacing_ms = ((1000.0 / rate).ceil() as i64).max(1);
+        spread += ledger.spread_follow_ups(&em.name, now, spacing_ms).await?;
+    }
+    if released + spread > 0 {
+        tracing::info!(
+            released,
+            spread,
+            "resuming from the ledger: leases of interrupted steps released, follow-ups spread"
+        );
+    }
+    Ok(())
+}
+
 /// The engine of one worker.
 pub struct Engine {
     pub(crate) ledger: Ledger,

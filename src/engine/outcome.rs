@@ -46,7 +46,13 @@ pub enum Next {
     Verify {
         task: Option<TaskRecord>,
         note: String,
+        /// The DELETE's status, when this is its answer (a 2xx without a readable Task).
+        http_status: Option<u16>,
     },
+    /// A verification found the resource still there (its deletion is still under way):
+    /// look again later. Like a running task, it is a remote confirmation that the work is
+    /// not over, which is what a timeout needs.
+    Present,
 }
 
 impl Next {
@@ -102,6 +108,7 @@ fn after_task(task: &Task, session: Option<&str>, http_status: Option<u16>) -> N
         None if task.state.is_terminal() => Next::Verify {
             task: Some(record),
             note: format!("task {} ended without a result", task.task_id),
+            http_status,
         },
         None => Next::Poll {
             task: record,
@@ -124,6 +131,12 @@ pub fn after_delete(result: Result<DeleteAnswer, EmError>) -> Next {
             session,
             status,
         }) => after_task(&task, Some(&session), Some(status)),
+        // Accepted, but nothing to follow: never sent again, confirmed on the resource.
+        Ok(DeleteAnswer::Accepted { status, reason }) => Next::Verify {
+            task: None,
+            note: format!("the DELETE was answered {status} but {reason}: verifying"),
+            http_status: Some(status),
+        },
         Err(e) => match e.class {
             ErrorClass::NotFound => Next::Finish(Ending {
                 outcome: Outcome::AlreadyAbsent,
@@ -151,11 +164,13 @@ pub fn after_poll(result: Result<Poll, EmError>) -> Next {
         Ok(Poll::SessionLost) => Next::Verify {
             task: None,
             note: "the task's logon session is gone".into(),
+            http_status: None,
         },
         // The task cannot be read for a reason other than a transient one: confirm by GET.
         Err(e) if !e.is_transient() => Next::Verify {
             task: None,
             note: format!("task unreadable: {e}"),
+            http_status: None,
         },
         Err(e) => Next::Again {
             error: em_error_info(&e),
@@ -176,13 +191,7 @@ pub fn after_verify(result: Result<Presence, EmError>) -> Next {
             task: None,
             http_status: None,
         }),
-        Ok(Presence::Present) => Next::Again {
-            error: ErrorInfo {
-                kind: "verification".into(),
-                message: "the resource still exists".into(),
-                ..Default::default()
-            },
-        },
+        Ok(Presence::Present) => Next::Present,
         Err(e) => Next::Again {
             error: em_error_info(&e),
         },
@@ -262,6 +271,23 @@ mod tests {
     }
 
     #[test]
+    fn an_accepted_delete_without_a_readable_task_is_verified_never_sent_again() {
+        let next = after_delete(Ok(DeleteAnswer::Accepted {
+            status: 202,
+            reason: "its Task cannot be read".into(),
+        }));
+        let Next::Verify {
+            task: None,
+            http_status: Some(202),
+            note,
+        } = next
+        else {
+            panic!("{next:?}")
+        };
+        assert!(note.contains("202"), "{note}");
+    }
+
+    #[test]
     fn tasks_map_by_state_and_result() {
         let accepted = |t| {
             after_delete(Ok(DeleteAnswer::Task {
@@ -330,10 +356,7 @@ mod tests {
             outcome(&after_verify(Ok(Presence::Absent))),
             Some(Outcome::Deleted)
         );
-        assert!(matches!(
-            after_verify(Ok(Presence::Present)),
-            Next::Again { .. }
-        ));
+        assert_eq!(after_verify(Ok(Presence::Present)), Next::Present);
         assert!(matches!(
             after_verify(Err(err(502, ErrorClass::Transient))),
             Next::Again { .. }

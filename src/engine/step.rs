@@ -5,7 +5,7 @@
 use super::{Ending, Engine, LEASE, Next};
 use crate::em::EmClient;
 use crate::event::{ErrorInfo, Outcome};
-use crate::ledger::{Change, Finish, RequestRow, State, now_ms};
+use crate::ledger::{Change, Finish, RequestRow, State, TaskRecord, now_ms};
 use crate::request::Target;
 use std::sync::Arc;
 
@@ -126,16 +126,23 @@ impl Engine {
                 }
                 Ok(())
             }
-            Next::Verify { task, note } => {
+            Next::Verify {
+                task,
+                note,
+                http_status,
+            } => {
                 let change = Change {
                     submitted_at: Some(now),
                     task,
+                    http_status,
                     ..Change::to(State::Verifying, note).due(now)
                 };
                 self.ledger
                     .advance(&row.request_id, &change, now, None)
                     .await
             }
+            // Only a verification answers this; a DELETE never does.
+            Next::Present => self.move_to_verify(&row, "the resource still exists").await,
         }
     }
 
@@ -159,12 +166,9 @@ impl Engine {
     }
 
     /// The client to follow a task up with, or `None` when the request has just been ended
-    /// instead: its task ran past the timeout, or its endpoint is no longer configured.
+    /// instead: its endpoint is no longer configured. A task past its timeout is followed up
+    /// too: only a remote check can say that it is still running (design 2.6).
     async fn follow_up_client(&self, row: &RequestRow) -> anyhow::Result<Option<Arc<EmClient>>> {
-        if self.past_task_timeout(row) {
-            self.timed_out(row).await?;
-            return Ok(None);
-        }
         match self.em_client(row) {
             Ok(c) => Ok(Some(Arc::clone(c))),
             Err(error) => {
@@ -184,6 +188,15 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let now = now_ms();
         let later = now + ms(self.cfg.poll.delay(row.poll_count as u32 + 1));
+        // The remote has just confirmed that the work is still under way: past the task's
+        // limit, that is a timeout. Time the worker was down never ends a request by itself.
+        if self.past_task_timeout(row) {
+            match next {
+                Next::Poll { task, .. } => return self.timed_out(row, Some(task)).await,
+                Next::Present => return self.timed_out(row, None).await,
+                _ => {}
+            }
+        }
         match next {
             // The DELETE's status stays the one recorded when it was answered.
             Next::Finish(ending) => {
@@ -213,7 +226,16 @@ impl Engine {
                     .advance(&row.request_id, &change, now, None)
                     .await
             }
-            Next::Verify { task, note } => {
+            Next::Present => {
+                let change = Change {
+                    count_poll: true,
+                    ..Change::to(state, "the resource still exists").due(later)
+                };
+                self.ledger
+                    .advance(&row.request_id, &change, now, None)
+                    .await
+            }
+            Next::Verify { task, note, .. } => {
                 let change = Change {
                     task,
                     ..Change::to(State::Verifying, note).due(now)
@@ -238,7 +260,8 @@ impl Engine {
         now_ms() - started > ms(self.cfg.task_timeout)
     }
 
-    async fn timed_out(&self, row: &RequestRow) -> anyhow::Result<()> {
+    /// Ends a request whose task was just seen still running past the task timeout.
+    async fn timed_out(&self, row: &RequestRow, task: Option<TaskRecord>) -> anyhow::Result<()> {
         let error = ErrorInfo {
             kind: "timeout".into(),
             message: format!(
@@ -247,8 +270,11 @@ impl Engine {
             ),
             ..Default::default()
         };
-        self.finish(row, Ending::because(Outcome::TimedOut, Some(error)))
-            .await
+        let ending = Ending {
+            task,
+            ..Ending::because(Outcome::TimedOut, Some(error))
+        };
+        self.finish(row, ending).await
     }
 
     /// Ends a request: final state and its event, in one transaction.

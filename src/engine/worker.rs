@@ -7,7 +7,7 @@ use crate::broker::{self, intake::IntakeCtx, publisher::Publisher};
 use crate::config::Config;
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
-use crate::ledger::{Ledger, now_ms};
+use crate::ledger::Ledger;
 use crate::limit::Limiter;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -56,12 +56,7 @@ pub async fn run_with_health(
 ) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let ledger = Ledger::open(&cfg.ledger).await?;
-    let resumed = ledger
-        .resume(now_ms(), cfg.retry.max.as_millis() as i64)
-        .await?;
-    if resumed > 0 {
-        tracing::info!(resumed, "resuming unfinished requests from the ledger");
-    }
+    super::resume(&ledger, &cfg).await?;
     let em = em_clients(&cfg)?;
     let dcs = dcs_clients(&cfg)?;
     let conn = broker::connect(

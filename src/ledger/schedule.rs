@@ -6,7 +6,9 @@ use sqlx::{Sqlite, Transaction};
 
 impl Ledger {
     /// Claims up to `limit` due rows, leasing them until `lease_until` so that no other pass
-    /// hands them out while they are worked on (each step then sets the real next due time).
+    /// hands them out while they are worked on. The lease is kept apart from the due time:
+    /// each step clears it and sets the real next due time, and a restart releases only the
+    /// leases of steps that were in flight (see [`Ledger::resume`]).
     ///
     /// Fairness: due follow-ups (polls and verifications of running tasks) and due new work
     /// (first attempts and retries) each get at least half of `limit` when both are waiting,
@@ -30,12 +32,13 @@ impl Ledger {
         Ok(rows)
     }
 
-    /// The earliest due time of any unfinished request.
+    /// The earliest due time of any unfinished request that no step holds.
     pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?;
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL AND lease_until IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(v)
     }
 
@@ -47,16 +50,41 @@ impl Ledger {
         Ok(v as u64)
     }
 
-    /// At start-up: releases the leases of a previous process, so every unfinished request is
-    /// due now (a `retry_wait` keeps its back-off, capped at `max_wait_ms`). Returns how many.
-    pub async fn resume(&self, now: i64, max_wait_ms: i64) -> anyhow::Result<u64> {
+    /// At start-up: releases the leases of a previous process (the steps it had in flight
+    /// become due again at their own due time). Every other request keeps its due time:
+    /// nothing is pulled forward. Returns how many leases were released.
+    pub async fn resume(&self) -> anyhow::Result<u64> {
+        let n = sqlx::query("UPDATE requests SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
+    /// At start-up: spreads the follow-ups (polls, verifications) of `endpoint` that are due
+    /// before `now + spacing_ms × their number` so that they come at most one every
+    /// `spacing_ms`, earliest first. After a restart every task of an older logon session
+    /// needs a verification; spread, they cannot burst against the endpoint, and new work is
+    /// served beside them. A follow-up due later keeps its time. Returns how many moved.
+    pub async fn spread_follow_ups(
+        &self,
+        endpoint: &str,
+        now: i64,
+        spacing_ms: i64,
+    ) -> anyhow::Result<u64> {
         let n = sqlx::query(
-            "UPDATE requests SET due_at = CASE
-                 WHEN state = 'retry_wait' THEN MIN(due_at, ?) ELSE ? END
-             WHERE due_at IS NOT NULL",
+            "UPDATE requests SET due_at = spread.at
+             FROM (SELECT request_id,
+                          ? + (ROW_NUMBER() OVER (ORDER BY due_at, request_id) - 1) * ? AS at,
+                          due_at AS was
+                   FROM requests
+                   WHERE endpoint = ? AND state IN ('polling', 'verifying')
+                     AND due_at IS NOT NULL) AS spread
+             WHERE requests.request_id = spread.request_id AND spread.at > spread.was",
         )
-        .bind(now + max_wait_ms)
         .bind(now)
+        .bind(spacing_ms)
+        .bind(endpoint)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -65,11 +93,14 @@ impl Ledger {
 
     /// Makes an unfinished request due at `at` (after a step failed half-way).
     pub async fn release(&self, request_id: &str, at: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE requests SET due_at = ? WHERE request_id = ? AND due_at IS NOT NULL")
-            .bind(at)
-            .bind(request_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE requests SET due_at = ?, lease_until = NULL
+             WHERE request_id = ? AND due_at IS NOT NULL",
+        )
+        .bind(at)
+        .bind(request_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -83,8 +114,9 @@ impl Ledger {
     ) -> anyhow::Result<u32> {
         let mut tx = self.pool.begin().await?;
         let attempts: i64 = sqlx::query_scalar(
-            "UPDATE requests SET state = 'submitting', attempts = attempts + 1, due_at = ?,
-                 updated_at = ? WHERE request_id = ? RETURNING attempts",
+            "UPDATE requests SET state = 'submitting', attempts = attempts + 1,
+                 lease_until = MAX(COALESCE(lease_until, 0), ?), updated_at = ?
+             WHERE request_id = ? RETURNING attempts",
         )
         .bind(lease_until)
         .bind(now)
@@ -169,19 +201,21 @@ async fn claim(
     }
     let sql = match work {
         Work::FollowUp => {
-            "UPDATE requests SET due_at = ?
+            "UPDATE requests SET lease_until = ?1
              WHERE request_id IN (SELECT request_id FROM requests
                                   WHERE state IN ('polling', 'verifying')
-                                    AND due_at IS NOT NULL AND due_at <= ?
-                                  ORDER BY due_at LIMIT ?)
+                                    AND due_at IS NOT NULL AND due_at <= ?2
+                                    AND (lease_until IS NULL OR lease_until <= ?2)
+                                  ORDER BY due_at LIMIT ?3)
              RETURNING *"
         }
         Work::New => {
-            "UPDATE requests SET due_at = ?
+            "UPDATE requests SET lease_until = ?1
              WHERE request_id IN (SELECT request_id FROM requests
                                   WHERE state IN ('accepted', 'submitting', 'retry_wait')
-                                    AND due_at IS NOT NULL AND due_at <= ?
-                                  ORDER BY due_at LIMIT ?)
+                                    AND due_at IS NOT NULL AND due_at <= ?2
+                                    AND (lease_until IS NULL OR lease_until <= ?2)
+                                  ORDER BY due_at LIMIT ?3)
              RETURNING *"
         }
     };
@@ -203,7 +237,7 @@ async fn apply(
     let t = c.task.as_ref();
     let due_at = if c.state.is_final() { None } else { c.due_at };
     let updated = sqlx::query(
-        "UPDATE requests SET state = ?, due_at = ?,
+        "UPDATE requests SET state = ?, due_at = ?, lease_until = NULL,
              task_id = COALESCE(?, task_id), task_session = COALESCE(?, task_session),
              task_state = COALESCE(?, task_state), task_operation = COALESCE(?, task_operation),
              task_success = COALESCE(?, task_success), task_message = COALESCE(?, task_message),

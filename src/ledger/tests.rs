@@ -80,9 +80,40 @@ async fn claimed_rows_are_leased_and_released_by_resume() {
     let more = l.claim_due(200, 10, 10_000).await.unwrap();
     assert_eq!(more.len(), 2, "leased rows are not handed out twice");
     assert!(l.claim_due(200, 10, 10_000).await.unwrap().is_empty());
-    assert_eq!(l.next_due().await.unwrap(), Some(10_000));
-    assert_eq!(l.resume(300, 1000).await.unwrap(), 5);
+    assert_eq!(l.next_due().await.unwrap(), None, "nothing unleased is due");
+    assert_eq!(l.resume().await.unwrap(), 5);
     assert_eq!(l.claim_due(300, 10, 10_000).await.unwrap().len(), 5);
+    assert!(
+        l.claim_due(10_001, 10, 20_000).await.unwrap().len() == 5,
+        "an expired lease is handed out again"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_releases_only_leases_and_keeps_every_due_time() {
+    let (_d, l) = ledger().await;
+    for (i, due) in [(0, 5_000), (1, 60_000), (2, 7_000)] {
+        let id = format!("r{i}");
+        l.accept(&request(&id, JOB_A), "em", 100).await.unwrap();
+        let change = Change::to(State::Polling, "task recorded").due(due);
+        l.advance(&id, &change, 100, None).await.unwrap();
+    }
+    // r0 is claimed at 5 000 and its process dies with it in flight.
+    assert_eq!(l.claim_due(5_000, 1, 99_999).await.unwrap().len(), 1);
+    assert_eq!(l.resume().await.unwrap(), 1, "only the lease in flight");
+    let due = |id: &'static str| {
+        let l = l.clone();
+        async move { l.get(id).await.unwrap().unwrap().due_at }
+    };
+    assert_eq!(due("r0").await, Some(5_000));
+    assert_eq!(due("r1").await, Some(60_000), "nothing is pulled forward");
+    assert_eq!(due("r2").await, Some(7_000));
+    // Spread at one every 1 000 ms from 6 000: r0 → 6 000, r2 → 7 000 (kept), r1 keeps 60 000.
+    assert_eq!(l.spread_follow_ups("em", 6_000, 1_000).await.unwrap(), 1);
+    assert_eq!(due("r0").await, Some(6_000));
+    assert_eq!(due("r2").await, Some(7_000));
+    assert_eq!(due("r1").await, Some(60_000));
+    assert_eq!(l.spread_follow_ups("other", 6_000, 1_000).await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -53,6 +53,9 @@ pub struct SimConfig {
     pub dcs_forbidden_projects: Vec<String>,
     /// Serve HTTPS with this certificate (as a real EM on port 9398). Default: plain HTTP.
     pub tls: Option<SimTls>,
+    /// Share of 202 answers to resource DELETEs sent without a readable Task (half an HTML
+    /// page as a proxy would send, half an empty body); the deletion goes ahead all the same.
+    pub unreadable_task_ratio: f64,
 }
 
 impl Default for SimConfig {
@@ -78,6 +81,7 @@ impl Default for SimConfig {
             dcs_rate_limit: None,
             dcs_forbidden_projects: Vec::new(),
             tls: None,
+            unreadable_task_ratio: 0.0,
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::header::{HOST, SET_COOKIE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use super::config::{SimConfig, chance};
@@ -195,6 +195,9 @@ impl Sim {
                 let view = self
                     .world()
                     .delete_resource(token, key, now, duration, success)?;
+                if super::config::chance(self.cfg.unreadable_task_ratio) {
+                    return Ok(unreadable_accepted());
+                }
                 Ok(task_response(format, 202, view, base))
             }
             (Route::Task(id), Method::GET) => {
@@ -208,6 +211,21 @@ impl Sim {
             (_, method) => Ok(method_not_allowed(format, &method)),
         }
     }
+}
+
+/// A 202 whose body is no Task: an HTML page from a proxy, or nothing at all.
+fn unreadable_accepted() -> Response {
+    let body = if rand::random::<bool>() {
+        "<html><body><h1>202 Accepted</h1><p>Request forwarded.</p></body></html>"
+    } else {
+        ""
+    };
+    let mut r = (axum::http::StatusCode::ACCEPTED, body).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html"),
+    );
+    r
 }
 
 fn refusal(format: Format, r: Refusal) -> Response {

@@ -292,14 +292,23 @@ impl World {
     }
 
     /// `DELETE /tasks/{id}`: removes the task; a running one is stopped and its deletion
-    /// never happens.
+    /// never happens. A task of another logon session is not the caller's to remove: EM
+    /// answers its lost-task 500, as for a poll.
     pub fn delete_task(&mut self, token: &str, task_id: &str, now: Instant) -> Result<(), Refusal> {
         self.settle(now);
+        self.session(token)?;
+        let elsewhere = self
+            .sessions
+            .iter()
+            .any(|(t, s)| t != token && s.tasks.contains_key(task_id));
         let session = self.session(token)?;
-        let rec = session
-            .tasks
-            .remove(task_id)
-            .ok_or_else(|| Refusal::new(404, format!("Task with id [{task_id}] was not found.")))?;
+        let Some(rec) = session.tasks.remove(task_id) else {
+            return Err(if elsewhere {
+                Self::no_such_task(task_id)
+            } else {
+                Refusal::new(404, format!("Task with id [{task_id}] was not found."))
+            });
+        };
         if now < rec.finishes_at && self.pending.get(&rec.key).is_some_and(|p| p.seq == rec.seq) {
             self.pending.remove(&rec.key);
         }

@@ -107,3 +107,19 @@ fn strict_mode_knows_only_its_inventory_and_keeps_the_last_include() {
         .unwrap();
     assert_eq!(w.get_resource(&inc(b), t0 + SEC).unwrap_err().status, 404);
 }
+
+#[test]
+fn a_task_of_another_session_cannot_be_removed_and_answers_the_lost_task_500() {
+    let (mut w, t0) = world_with_session(None);
+    w.logon("other".into(), t0);
+    let job = ResourceKey::job(Uuid::new_v4());
+    w.delete_resource("other", job, t0, SEC, true).unwrap();
+    let refused = w.delete_task("tok", "task-1", t0).unwrap_err();
+    assert_eq!(refused.status, 500);
+    assert!(refused.message.contains("in current rest session"));
+    assert!(
+        w.get_task("other", "task-1", t0).is_ok(),
+        "the task is untouched"
+    );
+    assert_eq!(w.delete_task("tok", "task-9", t0).unwrap_err().status, 404);
+}
