@@ -125,7 +125,7 @@ async fn memory(base: &Config, n: usize) -> anyhow::Result<()> {
         task_duration: (hour, hour),
         ..Default::default()
     };
-    let h = Harness::start(base.clone(), spec(sim, UNLIMITED, base)).await?;
+    let mut h = Harness::start(base.clone(), spec(sim, UNLIMITED, base)).await?;
     let ledger = crate::ledger::Ledger::open(&h.cfg.ledger).await?;
     let (_, rss_before) = memory_mib();
     let started = Instant::now();
@@ -157,6 +157,7 @@ async fn memory(base: &Config, n: usize) -> anyhow::Result<()> {
         .map(|m| m.len())
         .unwrap_or(0) as f64
         / 1048576.0;
+    let restart = crash_and_restart(&mut h).await?;
     ledger.close().await;
     h.stop().await;
     println!("memory: {n} tasks in flight (each Running for 1 h), polled from the ledger");
@@ -172,7 +173,60 @@ async fn memory(base: &Config, n: usize) -> anyhow::Result<()> {
         (calls1 - calls0) as f64 / window,
         100.0 * (cpu1 - cpu0) / window
     );
+    println!(
+        "  after a crash       a new request answered in {:.2} s; {} EM calls in the first second, {} in the first 5 s (verifications spread, not fired at once)",
+        restart.answered.as_secs_f64(),
+        restart.calls_1s,
+        restart.calls_5s
+    );
     Ok(())
+}
+
+/// What a crash and restart with many tasks in flight looks like.
+struct Restart {
+    /// From the restart to the outcome of a request published right after it.
+    answered: Duration,
+    calls_1s: u64,
+    calls_5s: u64,
+}
+
+/// Crashes the worker (as kill -9 would), restarts it, publishes one new request at once and
+/// measures how soon it is answered and how many calls the restart sends in its first seconds.
+async fn crash_and_restart(h: &mut Harness) -> anyhow::Result<Restart> {
+    let calls0 = h.sim.stats().total_calls;
+    let started = Instant::now();
+    h.crash_and_restart().await;
+    let newcomer = crate::request::RequestWire {
+        request_id: Some("bench-after-restart".into()),
+        target: serde_json::json!({"type": "em.task", "task_id": "task-999999999"}),
+        ..Default::default()
+    };
+    h.publish(&[newcomer]).await?;
+    let (mut calls_1s, mut answered) = (None, None);
+    while answered.is_none() || started.elapsed() < Duration::from_secs(5) {
+        if calls_1s.is_none() && started.elapsed() >= Duration::from_secs(1) {
+            calls_1s = Some(h.sim.stats().total_calls - calls0);
+        }
+        if answered.is_none() {
+            let next = tokio::time::timeout(Duration::from_millis(100), h.events.next()).await;
+            if let Ok(Ok((_, ev))) = next
+                && ev.data.request_id.as_deref() == Some("bench-after-restart")
+            {
+                answered = Some(started.elapsed());
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "no outcome for a request published after the restart within 120 s"
+        );
+    }
+    Ok(Restart {
+        answered: answered.unwrap_or_default(),
+        calls_1s: calls_1s.unwrap_or_default(),
+        calls_5s: h.sim.stats().total_calls - calls0,
+    })
 }
 
 async fn budget(base: &Config, rate: f64, window: Duration) -> anyhow::Result<()> {

@@ -87,6 +87,14 @@ impl Harness {
         })
     }
 
+    /// A crash and a restart: the worker's future is dropped wherever it is (as by kill -9:
+    /// nothing is flushed or logged off), and a new worker starts on the same ledger.
+    pub async fn crash_and_restart(&mut self) {
+        self.worker.abort();
+        let _ = (&mut self.worker).await;
+        self.worker = tokio::spawn(super::run_worker(self.cfg.clone(), self.cancel.clone()));
+    }
+
     /// Publishes requests with confirms, in chunks.
     pub async fn publish(&self, requests: &[RequestWire]) -> anyhow::Result<()> {
         let publisher = RequestPublisher::new(&self.conn, &self.cfg.topology).await?;
