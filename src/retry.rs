@@ -53,6 +53,15 @@ impl Backoff {
         jitter: Jitter::Equal,
     };
 
+    /// The policy for re-sending one outbox event the broker returned or nacked: 1 s doubling
+    /// to 60 s, equal jitter (so rows returned together do not come back together).
+    pub const OUTBOX: Backoff = Backoff {
+        initial: Duration::from_secs(1),
+        factor: 2.0,
+        max: Duration::from_secs(60),
+        jitter: Jitter::Equal,
+    };
+
     /// The `backon` builder of this schedule (without jitter), for `Retryable` loops.
     pub fn builder(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()

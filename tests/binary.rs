@@ -1,10 +1,13 @@
 //! The `reaper run` binary as an operator runs it: configured by the environment, serving
-//! health and metrics, stopping cleanly on SIGTERM, and never logging a secret.
+//! health and metrics, stopping cleanly on SIGTERM, and never logging a secret; and the
+//! operator commands that act on its ledger.
 
 mod common;
 
 use common::*;
 use reaper::event::Outcome;
+use reaper::ledger::{Change, Finish, Ledger, State, now_ms};
+use reaper::request::DeleteRequest;
 use reaper::sim::SimConfig;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -230,4 +233,90 @@ async fn enqueue_validates_every_line_first_then_publishes_with_confirms() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(3));
     env.cleanup().await;
+}
+
+/// A request received at `received`, ended at `finished` (if given) with its event published.
+async fn recorded(ledger: &Ledger, id: &str, received: i64, finished: Option<i64>) {
+    let body = serde_json::to_vec(&job_request(id, &guid())).unwrap();
+    let req = DeleteRequest::decode(&body, None).unwrap();
+    ledger.accept(&req, "em", received).await.unwrap();
+    let Some(at) = finished else { return };
+    let finish = Finish {
+        outcome: "deleted".into(),
+        finished_at: at,
+        event_id: format!("ev-{id}"),
+        routing_key: "delete.succeeded".into(),
+        payload: "{}".into(),
+    };
+    let change = Change::to(State::Succeeded, "ok");
+    ledger.finish(id, &change, &finish).await.unwrap();
+    let seqs: Vec<i64> = ledger
+        .pending_events(i64::MAX, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    ledger.mark_published(&seqs, at).await.unwrap();
+}
+
+#[tokio::test]
+async fn reaper_prune_forgets_only_requests_that_finished_before_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let day = 86_400_000;
+    let now = now_ms();
+    let ledger = Ledger::open(&path).await.unwrap();
+    recorded(&ledger, "old-a", now - 45 * day, Some(now - 40 * day)).await;
+    recorded(&ledger, "old-b", now - 45 * day, Some(now - 31 * day)).await;
+    recorded(&ledger, "recent", now - 45 * day, Some(now - 29 * day)).await;
+    recorded(&ledger, "open", now - 45 * day, None).await;
+    ledger.close().await;
+
+    let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .args(["prune", "--finished-before", "30d"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REAPER_LEDGER", &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 requests, 4 history rows, 2 published events"),
+        "{stdout}"
+    );
+
+    let ledger = Ledger::open(&path).await.unwrap();
+    for gone in ["old-a", "old-b"] {
+        assert!(ledger.get(gone).await.unwrap().is_none(), "{gone}");
+        assert!(ledger.history(gone).await.unwrap().is_empty(), "{gone}");
+    }
+    let recent = ledger.get("recent").await.unwrap().unwrap();
+    assert_eq!(recent.outcome.as_deref(), Some("deleted"));
+    assert_eq!(ledger.history("recent").await.unwrap().len(), 2);
+    let open = ledger.get("open").await.unwrap().unwrap();
+    assert_eq!(
+        open.state(),
+        State::Accepted,
+        "an unfinished request is never pruned"
+    );
+    assert_eq!(ledger.backlog().await.unwrap(), 1);
+
+    let none = Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .args(["prune", "--finished-before", "soon"])
+        .env_clear()
+        .env("REAPER_LEDGER", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        none.status.code(),
+        Some(2),
+        "a bad duration is a usage error"
+    );
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--finished-before"));
 }

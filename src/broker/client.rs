@@ -84,7 +84,7 @@ impl RequestPublisher {
     }
 }
 
-/// Watches the events exchange through an exclusive queue bound to `#`.
+/// Watches the events exchange through an exclusive queue (bound to `#` unless told).
 pub struct EventWatcher {
     ch: Channel,
     consumer: Consumer,
@@ -94,6 +94,16 @@ pub struct EventWatcher {
 impl EventWatcher {
     /// Declares the exchange (idempotently), an exclusive queue, binds it, and starts consuming.
     pub async fn new(conn: &Connection, topology: &Topology) -> anyhow::Result<Self> {
+        Self::bound_to(conn, topology, "#").await
+    }
+
+    /// [`EventWatcher::new`] with the queue bound by `binding` only (e.g. `delete.succeeded`),
+    /// as a consumer interested in some events binds its queue.
+    pub async fn bound_to(
+        conn: &Connection,
+        topology: &Topology,
+        binding: &str,
+    ) -> anyhow::Result<Self> {
         let ch = conn.create_channel().await?;
         ch.exchange_declare(
             topology.events_exchange.as_str().into(),
@@ -120,7 +130,7 @@ impl EventWatcher {
         ch.queue_bind(
             queue.as_str().into(),
             topology.events_exchange.as_str().into(),
-            "#".into(),
+            binding.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )

@@ -47,6 +47,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "csv")]
         format: ops::ReportFormat,
     },
+    /// Delete requests that finished longer ago than DURATION (with their history and
+    /// published events) from the ledger. Unfinished requests and unpublished events stay.
+    Prune {
+        /// e.g. `30d`, `12h`.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        finished_before: Duration,
+    },
 }
 
 /// Flags of `reaper simulate`. Credentials come from REAPER_EM_USERNAME / REAPER_EM_PASSWORD
@@ -268,6 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Enqueue(args) => enqueue::run(args).await,
         Command::Status { request_id } => ops::status(request_id.as_deref()).await,
         Command::Report { batch, format } => ops::report(&batch, format).await,
+        Command::Prune { finished_before } => ops::prune(finished_before).await,
     }
 }
 

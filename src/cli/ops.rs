@@ -1,9 +1,11 @@
-//! `reaper status` and `reaper report`: read-only views of the ledger for operators.
+//! `reaper status` and `reaper report`: read-only views of the ledger for operators; and
+//! `reaper prune`, which forgets requests that finished long ago.
 
 use crate::config::Config;
 use crate::event::ms_to_time;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, now_ms};
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -117,5 +119,20 @@ pub async fn report(batch: &str, format: ReportFormat) -> anyhow::Result<ExitCod
         eprintln!("reaper report: no request of batch {batch} in the ledger");
         return Ok(ExitCode::from(3));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn prune(finished_before: Duration) -> anyhow::Result<ExitCode> {
+    let ledger = open().await?;
+    let age = i64::try_from(finished_before.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = now_ms().saturating_sub(age);
+    let pruned = ledger.prune_finished(cutoff).await?;
+    println!(
+        "pruned what finished before {}: {} requests, {} history rows, {} published events",
+        ms_to_time(cutoff).to_rfc3339(),
+        pruned.requests,
+        pruned.transitions,
+        pruned.events
+    );
     Ok(ExitCode::SUCCESS)
 }

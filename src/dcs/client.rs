@@ -50,8 +50,7 @@ impl DcsClient {
                 domain: domain.clone(),
                 username: username.clone(),
                 password: password.clone(),
-                cache: Mutex::default(),
-                gates: Mutex::default(),
+                projects: Mutex::default(),
             })),
         };
         Ok(DcsClient {

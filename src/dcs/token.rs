@@ -6,11 +6,11 @@
 //! Tokens and the password live in [`Secret`]s: never logged, never put into an error.
 
 use super::answer::{read, transport_error};
+use super::cache::{Gate, ProjectTokens};
 use super::error::{DcsError, ErrorClass, Origin};
 use super::wire::{SUBJECT_TOKEN_HEADER, TokenBody, auth_request};
 use crate::config::Secret;
 use crate::limit::Limiter;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -28,7 +28,7 @@ pub fn refresh_margin(lifetime: Duration) -> Duration {
 pub(super) struct Token {
     pub value: Secret,
     /// When to renew it proactively; `None` for a static token.
-    renew_at: Option<Instant>,
+    pub(super) renew_at: Option<Instant>,
 }
 
 impl Token {
@@ -53,8 +53,8 @@ pub(super) struct Iam {
     pub domain: String,
     pub username: String,
     pub password: Secret,
-    pub cache: Mutex<HashMap<String, Arc<Token>>>,
-    pub gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Tokens and renewal gates per project, bounded (see `cache.rs`).
+    pub projects: Mutex<ProjectTokens>,
 }
 
 impl Tokens {
@@ -102,16 +102,17 @@ impl Tokens {
 
 impl Iam {
     fn cached(&self, project_id: &str) -> Option<Arc<Token>> {
-        self.cache
+        self.projects
             .lock()
             .expect("lock poisoned")
-            .get(project_id)
-            .cloned()
+            .token(project_id)
     }
 
-    fn gate(&self, project_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut gates = self.gates.lock().expect("lock poisoned");
-        Arc::clone(gates.entry(project_id.to_string()).or_default())
+    fn gate(&self, project_id: &str) -> Gate {
+        self.projects
+            .lock()
+            .expect("lock poisoned")
+            .gate(project_id)
     }
 
     /// Replaces `stale` (or the absent token) with a new one, unless another caller already
@@ -132,10 +133,10 @@ impl Iam {
             }
         }
         let token = Arc::new(self.fetch(project_id).await?);
-        self.cache
+        self.projects
             .lock()
             .expect("lock poisoned")
-            .insert(project_id.to_string(), Arc::clone(&token));
+            .store(project_id, Arc::clone(&token));
         Ok(token)
     }
 

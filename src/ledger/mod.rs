@@ -4,11 +4,14 @@
 //! One logical step is one transaction. Knows nothing of HTTP, AMQP or event formats: it
 //! stores what the engine hands it. Times are Unix milliseconds.
 
+mod file;
 mod outbox;
+mod prune;
 mod report;
 mod schedule;
 
-pub use outbox::OutboxRow;
+pub use outbox::{OutboxRow, RetryAt};
+pub use prune::Pruned;
 pub use report::{ReportRow, StateCount, Transition};
 
 use crate::request::DeleteRequest;
@@ -209,6 +212,7 @@ impl Ledger {
     }
 
     async fn try_open(path: &Path) -> anyhow::Result<Self> {
+        file::create_private(path)?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -246,19 +250,21 @@ impl Ledger {
         Ok(intakes.remove(0))
     }
 
-    /// Records requests in one transaction, each as [`Ledger::accept`] does.
+    /// Records requests in one transaction, each as [`Ledger::accept`] does. The commit is
+    /// durable (synchronous=FULL): once it returns, the deliveries may be acked.
     pub async fn accept_batch(
         &self,
         items: &[(&DeleteRequest, &str)],
         now: i64,
     ) -> anyhow::Result<Vec<Intake>> {
-        let mut tx = self.pool.begin().await?;
-        let mut intakes = Vec::with_capacity(items.len());
-        for (req, endpoint) in items {
-            intakes.push(accept_in(&mut tx, req, endpoint, now).await?);
-        }
-        tx.commit().await?;
-        Ok(intakes)
+        self.durably(async |tx| {
+            let mut intakes = Vec::with_capacity(items.len());
+            for (req, endpoint) in items {
+                intakes.push(accept_in(tx, req, endpoint, now).await?);
+            }
+            Ok(intakes)
+        })
+        .await
     }
 
     /// Puts an event in the outbox on its own: an `invalid` event (no request row), or a
@@ -267,14 +273,16 @@ impl Ledger {
         self.add_events(std::slice::from_ref(event), now).await
     }
 
-    /// Puts several events in the outbox in one transaction.
+    /// Puts several events in the outbox in one durable transaction (intake writes the
+    /// `invalid` events of rejected deliveries with it before it rejects them).
     pub async fn add_events(&self, events: &[NewEvent], now: i64) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for e in events {
-            outbox::insert(&mut tx, e, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.durably(async |tx| {
+            for e in events {
+                outbox::insert(tx, e, now).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// One request as stored.

@@ -1,5 +1,7 @@
 //! The outbox: events written in the same transaction as the state they announce, drained
 //! to the broker by the publisher and marked published only after the broker's confirm.
+//! Each row has its own next attempt time, so one event the broker keeps returning backs off
+//! alone and never holds up the rows behind it.
 
 use super::{Ledger, NewEvent};
 use sqlx::{Sqlite, Transaction};
@@ -12,7 +14,16 @@ pub struct OutboxRow {
     pub request_id: Option<String>,
     pub routing_key: String,
     pub payload: String,
+    /// Publications tried so far (each one failed, while the row is pending).
     pub attempts: i64,
+}
+
+/// A failed publication of one event, and when to try it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAt {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
 }
 
 pub(super) async fn insert(
@@ -58,15 +69,27 @@ pub(super) async fn requeue(
 }
 
 impl Ledger {
-    /// The oldest events not yet confirmed.
-    pub async fn pending_events(&self, limit: u32) -> anyhow::Result<Vec<OutboxRow>> {
+    /// The oldest events not yet confirmed whose next attempt is due at `now`.
+    pub async fn pending_events(&self, now: i64, limit: u32) -> anyhow::Result<Vec<OutboxRow>> {
         Ok(sqlx::query_as::<_, OutboxRow>(
             "SELECT seq, event_id, request_id, routing_key, payload, attempts FROM outbox
-             WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+             WHERE published_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
         )
-        .bind(limit as i64)
+        .bind(now)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// When the earliest unconfirmed event is next due (`None`: the outbox is empty).
+    pub async fn next_event_at(&self) -> anyhow::Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE published_at IS NULL",
+            )
+            .fetch_one(&self.pool)
+            .await?,
+        )
     }
 
     /// Marks events as confirmed by the broker.
@@ -85,14 +108,19 @@ impl Ledger {
         Ok(())
     }
 
-    /// Counts a failed publication (nacked, returned or unconfirmed) of these events.
-    pub async fn mark_unpublished(&self, seqs: &[i64]) -> anyhow::Result<()> {
+    /// Counts a failed publication (nacked, returned or unconfirmed) of each event and sets
+    /// when it is tried again. The rows stay pending.
+    pub async fn mark_unpublished(&self, retries: &[RetryAt]) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
-        for seq in seqs {
-            sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?")
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
+        for r in retries {
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?
+                 WHERE seq = ? AND published_at IS NULL",
+            )
+            .bind(r.at)
+            .bind(r.seq)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -227,7 +227,52 @@ async fn claim(
         .await?)
 }
 
+/// Applies one step to a request row, and records it in the history unless it changed
+/// nothing a reader of the history would miss (see [`is_news`]).
 async fn apply(
+    tx: &mut Transaction<'_, Sqlite>,
+    request_id: &str,
+    c: &Change,
+    now: i64,
+    finish: Option<&Finish>,
+) -> anyhow::Result<()> {
+    let before: Option<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT state, task_state, last_error FROM requests WHERE request_id = ?")
+            .bind(request_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(before) = before else {
+        anyhow::bail!("request {request_id} is not in the ledger");
+    };
+    update(tx, request_id, c, now, finish).await?;
+    if !is_news(&before, c) {
+        return Ok(());
+    }
+    let note = match finish {
+        Some(f) => format!("{}: {}", f.outcome, c.note),
+        None => c.note.clone(),
+    };
+    log_transition(tx, request_id, now, c.state, &note).await
+}
+
+/// Whether a step is worth a history row: a poll or verification that found the request
+/// where it was (same state, same task state, no new error) is not; its counters and due
+/// time are still updated. `before` is the row's (state, task_state, last_error).
+fn is_news(before: &(String, Option<String>, Option<String>), c: &Change) -> bool {
+    let (state, task_state, last_error) = before;
+    let same_task = c
+        .task
+        .as_ref()
+        .and_then(|t| t.state.as_ref())
+        .is_none_or(|s| task_state.as_ref() == Some(s));
+    let same_error = c
+        .last_error
+        .as_ref()
+        .is_none_or(|e| last_error.as_ref() == Some(e));
+    c.state.is_final() || state != c.state.as_str() || !same_task || !same_error
+}
+
+async fn update(
     tx: &mut Transaction<'_, Sqlite>,
     request_id: &str,
     c: &Change,
@@ -236,7 +281,7 @@ async fn apply(
 ) -> anyhow::Result<()> {
     let t = c.task.as_ref();
     let due_at = if c.state.is_final() { None } else { c.due_at };
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE requests SET state = ?, due_at = ?, lease_until = NULL,
              task_id = COALESCE(?, task_id), task_session = COALESCE(?, task_session),
              task_state = COALESCE(?, task_state), task_operation = COALESCE(?, task_operation),
@@ -266,12 +311,6 @@ async fn apply(
     .bind(now)
     .bind(request_id)
     .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    anyhow::ensure!(updated == 1, "request {request_id} is not in the ledger");
-    let note = match finish {
-        Some(f) => format!("{}: {}", f.outcome, c.note),
-        None => c.note.clone(),
-    };
-    log_transition(tx, request_id, now, c.state, &note).await
+    .await?;
+    Ok(())
 }

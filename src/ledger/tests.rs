@@ -52,7 +52,7 @@ async fn a_duplicate_of_a_finished_request_queues_its_event_again_once() {
     l.finish("r1", &Change::to(State::Succeeded, "ok"), &finish("r1", 5))
         .await
         .unwrap();
-    let pending = l.pending_events(10).await.unwrap();
+    let pending = l.pending_events(100, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     l.mark_published(&[pending[0].seq], 6).await.unwrap();
     assert_eq!(l.unpublished_count().await.unwrap(), 0);
@@ -62,7 +62,7 @@ async fn a_duplicate_of_a_finished_request_queues_its_event_again_once() {
     // A second duplicate while the copy is still pending adds nothing.
     let third = l.accept(&request("r1", JOB_A), "em", 8).await.unwrap();
     assert_eq!(third, Intake::Duplicate { republished: false });
-    let pending = l.pending_events(10).await.unwrap();
+    let pending = l.pending_events(100, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].event_id, "ev-r1", "the same event id");
 }
@@ -174,7 +174,10 @@ async fn finishing_writes_the_outcome_and_its_event_together() {
     assert_eq!(row.outcome.as_deref(), Some("refused"));
     assert_eq!(row.due_at, None, "a final row is never due");
     assert_eq!(row.finished_at, Some(9));
-    assert_eq!(l.pending_events(10).await.unwrap()[0].event_id, "ev-r1");
+    assert_eq!(
+        l.pending_events(100, 10).await.unwrap()[0].event_id,
+        "ev-r1"
+    );
     assert_eq!(l.backlog().await.unwrap(), 0);
 }
 
@@ -229,4 +232,170 @@ async fn a_batch_records_each_request_once_and_reports_duplicates_and_conflicts_
     assert!(matches!(got[2], Intake::Conflict { .. }));
     assert_eq!(got[3], Intake::New);
     assert_eq!(l.backlog().await.unwrap(), 2);
+}
+
+fn event(id: &str) -> NewEvent {
+    NewEvent {
+        event_id: format!("ev-{id}"),
+        request_id: Some(id.into()),
+        routing_key: "delete.failed".into(),
+        payload: "{}".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_refused_event_backs_off_alone_and_the_rows_behind_it_are_taken() {
+    let (_d, l) = ledger().await;
+    l.add_events(&[event("a"), event("b"), event("c")], 1)
+        .await
+        .unwrap();
+    let first = l.pending_events(10, 2).await.unwrap();
+    let ids: Vec<&str> = first.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(ids, ["ev-a", "ev-b"], "oldest first");
+    let (a, b) = (first[0].seq, first[1].seq);
+    l.mark_unpublished(&[RetryAt { seq: a, at: 1000 }])
+        .await
+        .unwrap();
+    l.mark_published(&[b], 10).await.unwrap();
+
+    let next = l.pending_events(10, 2).await.unwrap();
+    assert_eq!(next.len(), 1, "the returned row is not due");
+    assert_eq!(next[0].event_id, "ev-c", "the row behind it is");
+    assert_eq!(l.next_event_at().await.unwrap(), Some(0));
+    l.mark_published(&[next[0].seq], 11).await.unwrap();
+    assert_eq!(l.next_event_at().await.unwrap(), Some(1000));
+    assert!(l.pending_events(999, 10).await.unwrap().is_empty());
+
+    let again = l.pending_events(1000, 10).await.unwrap();
+    assert_eq!((again[0].seq, again[0].attempts), (a, 1));
+    assert_eq!(l.unpublished_count().await.unwrap(), 1);
+    l.mark_published(&[a], 1000).await.unwrap();
+    assert_eq!(l.next_event_at().await.unwrap(), None);
+    assert_eq!(l.unpublished_count().await.unwrap(), 0);
+}
+
+async fn synchronous(l: &Ledger) -> i64 {
+    sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&l.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn intake_commits_with_synchronous_full_and_leaves_the_connection_normal() {
+    let (_d, l) = ledger().await;
+    const NORMAL: i64 = 1;
+    const FULL: i64 = 2;
+    assert_eq!(synchronous(&l).await, NORMAL);
+    let inside: i64 = l
+        .durably(async |tx| {
+            Ok(sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **tx)
+                .await?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(inside, FULL, "the durable transaction runs FULL");
+    assert_eq!(synchronous(&l).await, NORMAL, "and NORMAL again after");
+
+    let failed = l
+        .durably(async |tx| {
+            sqlx::query("INSERT INTO no_such_table VALUES (1)")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(synchronous(&l).await, NORMAL, "also after a failed one");
+
+    let (a, b) = (request("a", JOB_A), request("b", JOB_B));
+    let got = l.accept_batch(&[(&a, "em"), (&b, "em")], 5).await.unwrap();
+    assert_eq!(got, [Intake::New, Intake::New]);
+    l.add_event(&event("bad"), 5).await.unwrap();
+    assert_eq!(synchronous(&l).await, NORMAL);
+    assert_eq!(l.get("a").await.unwrap().unwrap().state(), State::Accepted);
+    assert_eq!(l.get("b").await.unwrap().unwrap().received_at, 5);
+    assert_eq!(l.unpublished_count().await.unwrap(), 1);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_ledger_and_its_wal_and_shm_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let l = Ledger::open(&path).await.unwrap();
+    l.accept(&request("r1", JOB_A), "em", 1).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("private.db{suffix}"));
+        assert!(file.exists(), "{} exists while open", file.display());
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    l.close().await;
+
+    // A file its owner made already keeps the mode it was given.
+    let shared = dir.path().join("shared.db");
+    std::fs::write(&shared, b"").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+    Ledger::open(&shared).await.unwrap().close().await;
+    assert_eq!(mode(&shared), 0o640);
+}
+
+#[tokio::test]
+async fn a_poll_that_changes_nothing_adds_no_history_row() {
+    let (_d, l) = ledger().await;
+    l.accept(&request("r1", JOB_A), "em", 1).await.unwrap();
+    let running = |due: i64| Change {
+        task: Some(TaskRecord {
+            id: "task-1".into(),
+            state: Some("Running".into()),
+            ..Default::default()
+        }),
+        count_poll: true,
+        ..Change::to(State::Polling, "still running").due(due)
+    };
+    l.advance("r1", &running(10), 2, None).await.unwrap();
+    l.advance("r1", &running(20), 3, None).await.unwrap();
+    l.advance("r1", &running(30), 4, None).await.unwrap();
+    let row = l.get("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (row.poll_count, row.due_at, row.updated_at),
+        (3, Some(30), 4)
+    );
+
+    let failed_poll = |due: i64| Change {
+        last_error: Some(r#"{"kind":"transient","message":"503"}"#.into()),
+        count_poll: true,
+        ..Change::to(State::Polling, "503").due(due)
+    };
+    l.advance("r1", &failed_poll(40), 5, None).await.unwrap();
+    l.advance("r1", &failed_poll(50), 6, None).await.unwrap();
+    l.advance("r1", &Change::to(State::Verifying, "lost").due(60), 7, None)
+        .await
+        .unwrap();
+    l.finish("r1", &Change::to(State::Succeeded, "ok"), &finish("r1", 8))
+        .await
+        .unwrap();
+    let history: Vec<(String, i64)> = l
+        .history("r1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.state, t.at))
+        .collect();
+    let expected = [
+        ("accepted", 1),
+        ("polling", 2),
+        ("polling", 5),
+        ("verifying", 7),
+        ("succeeded", 8),
+    ];
+    let expected: Vec<(String, i64)> = expected.iter().map(|(s, t)| (s.to_string(), *t)).collect();
+    assert_eq!(
+        history, expected,
+        "a new error is news, the same one again is not"
+    );
+    assert_eq!(l.get("r1").await.unwrap().unwrap().poll_count, 5);
 }
