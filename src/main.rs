@@ -3,14 +3,30 @@
 use clap::Parser;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
+
+/// Log targets whose trace output carries credentials, capped at debug whatever `RUST_LOG`
+/// asks: lapin logs every frame it writes at trace (the handshake's `Connection.StartOk`
+/// holds the broker password, as bytes), and amq-protocol-tcp the whole broker URI, password
+/// included, when it connects. The cap is a filter of its own on the log layer, combined with
+/// `RUST_LOG`'s by "and", so no directive can lift it.
+fn credential_safe() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("lapin", LevelFilter::DEBUG)
+        .with_target("amq_protocol", LevelFilter::DEBUG)
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    let wanted = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(wanted.and(credential_safe())),
         )
-        .with_writer(std::io::stderr)
         .init();
     let cli = reaper::cli::Cli::parse();
     match reaper::cli::run(cli).await {

@@ -6,7 +6,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
+
+mod ids;
+mod strict;
+
+use ids::printable;
+pub use ids::{EntityType, Guid, RequestId, Segment};
 
 /// Largest accepted message body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -18,95 +23,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct Rejection {
     pub request_id: Option<RequestId>,
     pub reason: String,
-}
-
-/// The idempotency key: 1–128 characters of `[A-Za-z0-9._:-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct RequestId(String);
-
-impl RequestId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() || s.len() > 128 {
-            return Err(format!(
-                "request_id must be 1-128 characters, got {}",
-                s.len()
-            ));
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-        {
-            return Err(format!(
-                "request_id may only contain [A-Za-z0-9._:-], found {c:?}"
-            ));
-        }
-        Ok(RequestId(s.to_string()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An EM entity id: a bare, lower-case GUID (a `urn:veeam:<Type>:<guid>` is normalised).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Guid(String);
-
-impl Guid {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let bare = if s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:") {
-            s.rsplit(':').next().unwrap_or_default()
-        } else {
-            s
-        };
-        uuid::Uuid::try_parse(bare)
-            .ok()
-            .filter(|_| bare.len() == 36)
-            .map(|u| Guid(u.hyphenated().to_string()))
-            .ok_or_else(|| format!("`{}` is not a GUID", printable(s)))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// An id placed as one URL path segment (EM task ids, DCS ids): 1–128 characters of
-/// `[A-Za-z0-9._-]`, and not `.` or `..`. Anything that could change the URL's shape is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Segment(String);
-
-impl Segment {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        if s.is_empty() || s.len() > 128 || s == "." || s == ".." || !s.chars().all(ok_char) {
-            return Err(format!(
-                "`{}` is not a safe id (1-128 of [A-Za-z0-9._-], not . or ..)",
-                printable(s)
-            ));
-        }
-        Ok(Segment(s.to_string()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Shows an untrusted string in an error without control characters, and not too long.
-fn printable(s: &str) -> String {
-    let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
-    if s.chars().count() > 80 {
-        out.push('…');
-    }
-    out
 }
 
 /// What to delete. Serialises back to the wire shape (`{"type": "em.job", "job_id": …}`).
@@ -207,8 +123,8 @@ impl Target {
                 .and_then(|f| f.as_str())
                 .ok_or_else(|| format!("target field `{name}` is missing or not a string"))
         };
-        let guid = |name: &str| -> Result<Guid, String> {
-            Guid::parse(field(name)?).map_err(|e| format!("target field `{name}`: {e}"))
+        let guid = |name: &str, kind: EntityType| -> Result<Guid, String> {
+            Guid::parse_as(field(name)?, kind).map_err(|e| format!("target field `{name}`: {e}"))
         };
         let segment = |name: &str| -> Result<Segment, String> {
             Segment::parse(field(name)?).map_err(|e| format!("target field `{name}`: {e}"))
@@ -216,19 +132,19 @@ impl Target {
         let kind = field("type")?;
         Ok(match kind {
             "em.job" => Target::EmJob {
-                job_id: guid("job_id")?,
+                job_id: guid("job_id", EntityType::Job)?,
             },
             "em.job_include" => Target::EmJobInclude {
-                job_id: guid("job_id")?,
-                include_id: guid("include_id")?,
+                job_id: guid("job_id", EntityType::Job)?,
+                include_id: guid("include_id", EntityType::ObjectInJob)?,
             },
             "em.job_linked_repository" => Target::EmJobLinkedRepository {
-                job_id: guid("job_id")?,
-                repository_id: guid("repository_id")?,
+                job_id: guid("job_id", EntityType::Job)?,
+                repository_id: guid("repository_id", EntityType::Repository)?,
             },
             "em.job_linked_job" => Target::EmJobLinkedJob {
-                job_id: guid("job_id")?,
-                linked_job_id: guid("linked_job_id")?,
+                job_id: guid("job_id", EntityType::Job)?,
+                linked_job_id: guid("linked_job_id", EntityType::Job)?,
             },
             "em.task" => Target::EmTask {
                 task_id: segment("task_id")?,
@@ -303,17 +219,32 @@ impl DeleteRequest {
                 ),
             ));
         }
-        let value: serde_json::Value = serde_json::from_slice(body)
+        let strict::Parsed { value, duplicates } = strict::parse(body)
             .map_err(|e| reject(fallback_id.clone(), format!("body is not JSON: {e}")))?;
-        // Read the id first, so that every later rejection can name it.
+        // Read the id first, so that every later rejection can name it. An id given twice
+        // cannot be read: which one would it be?
         let body_id = value.get("request_id");
         let request_id = match body_id {
+            _ if duplicates.iter().any(|d| d == "request_id") => None,
             Some(serde_json::Value::String(s)) => {
                 RequestId::parse(s).map_err(|e| reject(None, e)).map(Some)?
             }
             Some(serde_json::Value::Null) | None => fallback_id,
             Some(_) => return Err(reject(None, "`request_id` must be a string".into())),
         };
+        if let Some(first) = duplicates.first() {
+            let more = match duplicates.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            return Err(reject(
+                request_id,
+                format!(
+                    "the key `{}` appears more than once{more}: an ambiguous body is refused",
+                    printable(first)
+                ),
+            ));
+        }
         let wire: RequestWire = serde_json::from_value(value)
             .map_err(|e| reject(request_id.clone(), format!("bad request schema: {e}")))?;
         let request_id = request_id.ok_or_else(|| {
@@ -337,7 +268,8 @@ impl DeleteRequest {
             Some(e) => Some(
                 Segment::parse(&e)
                     .map_err(|err| fail(format!("`endpoint`: {err}")))?
-                    .0,
+                    .as_str()
+                    .to_string(),
             ),
             None => None,
         };
@@ -354,7 +286,7 @@ impl DeleteRequest {
     /// The wire form of this request (what `reaper enqueue` and the demo publish).
     pub fn to_wire(&self) -> RequestWire {
         RequestWire {
-            request_id: Some(self.request_id.0.clone()),
+            request_id: Some(self.request_id.as_str().to_string()),
             target: self.target.to_wire(),
             endpoint: self.endpoint.clone(),
             correlation_id: self.correlation_id.clone(),

@@ -113,7 +113,119 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
         !logs.contains("guest:guest"),
         "the AMQP credentials leaked into the logs"
     );
+    assert_eq!(
+        logs.matches("REAPER_EM_URL is `http://").count(),
+        1,
+        "a plain-http endpoint is warned about once, naming its key: {logs}"
+    );
     env.cleanup().await;
+}
+
+/// The forms a password could take in a log line: as text, and as the bytes of an AMQP frame
+/// (`[103, 117, …]`, with or without spaces, or in hex).
+fn password_forms(password: &str) -> Vec<String> {
+    let bytes = password.as_bytes();
+    let join = |sep: &str| {
+        bytes
+            .iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    vec![password.to_string(), join(", "), join(","), hex]
+}
+
+#[tokio::test]
+async fn trace_logs_never_carry_the_broker_password() {
+    let broker = amqp_url().await;
+    let password = "Wr0ng-Pa55-Zx81q";
+    let url = broker.replacen("guest:guest@", &format!("guest:{password}@"), 1);
+    assert_ne!(
+        url, broker,
+        "the test broker URL carries guest:guest: {broker}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "RUST_LOG",
+            "trace,lapin=trace,amq_protocol=trace,amq_protocol_tcp=trace",
+        )
+        .env("REAPER_AMQP_URL", &url)
+        .env("REAPER_LEDGER", dir.path().join("ledger.db"))
+        .env("REAPER_METRICS_ADDR", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The broker refuses the password; the worker retries with back-off meanwhile.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains("DEBUG") && logs.contains("lapin::"),
+        "verbose logs were captured, lapin's own (up to debug) among them: {logs}"
+    );
+    assert!(
+        logs.contains("ACCESS_REFUSED") || logs.contains("cannot connect to RabbitMQ"),
+        "the handshake reached the broker and was refused: {logs}"
+    );
+    for form in password_forms(password) {
+        assert!(
+            !logs.contains(&form),
+            "the broker password leaked into the logs as `{form}`"
+        );
+    }
+}
+
+#[test]
+fn a_configuration_error_never_echoes_a_password_from_the_toml_file() {
+    let password = "T0ml-Secret-Qw7";
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        (
+            "tables.toml",
+            format!(
+                "[[em]]\nname = \"em1\"\nurl = \"https://em:9398\"\npassword = \"{password}\"\n"
+            ),
+        ),
+        (
+            "broken.toml",
+            format!("em_url = \"https://em\"\nem_password = \"{password}\n"),
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+            .arg("run")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "trace")
+            .env("REAPER_CONFIG", &path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {err}");
+        assert!(err.contains("configuration: REAPER_"), "{name}: {err}");
+        assert!(
+            err.contains(name),
+            "{name}: the message names the file: {err}"
+        );
+        for form in password_forms(password) {
+            assert!(!err.contains(&form), "{name} echoed the password: {err}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -138,18 +138,7 @@ async fn a_poison_message_is_dead_lettered_whole_and_a_good_request_after_it_suc
     assert_eq!(got["good-1"][0].1.data.outcome, Outcome::Deleted);
 
     // All three bad messages are in the dead-letter queue, byte for byte.
-    let ch = env.conn.create_channel().await.unwrap();
-    let mut dead = Vec::new();
-    while let Some(m) = ch
-        .basic_get(
-            env.cfg.topology.dead_letter_queue.as_str().into(),
-            lapin::options::BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
-    {
-        dead.push(m.delivery.data.clone());
-    }
+    let dead = dead_letters(&env).await;
     assert_eq!(dead.len(), 3);
     assert!(dead.contains(&poison.to_vec()));
     assert!(dead.contains(&b"\x00\x01 not json at all".to_vec()));
@@ -269,5 +258,133 @@ async fn a_submitted_notice_precedes_the_outcome_when_enabled() {
     assert_eq!(task.state.as_deref(), Some("Running"));
     assert_eq!(second.data.task.as_ref().unwrap().id, task.id);
     worker.stop().await;
+    env.cleanup().await;
+}
+
+/// Takes every message of the dead-letter queue.
+async fn dead_letters(env: &TestEnv) -> Vec<Vec<u8>> {
+    let ch = env.conn.create_channel().await.unwrap();
+    let mut dead = Vec::new();
+    while let Some(m) = ch
+        .basic_get(
+            env.cfg.topology.dead_letter_queue.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+    {
+        dead.push(m.delivery.data.clone());
+    }
+    dead
+}
+
+#[tokio::test]
+async fn non_ascii_ids_duplicate_keys_and_wrong_urn_types_are_refused_and_the_worker_goes_on() {
+    let env = TestEnv::new(quick_tasks()).await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let publisher = env.publisher().await;
+    let job = guid();
+    let bad: Vec<(Option<&str>, Vec<u8>)> = vec![
+        (
+            Some("bad-non-ascii"),
+            br#"{"request_id":"bad-non-ascii","target":{"type":"em.job","job_id":"aaa\u00e9-not-a-guid"}}"#
+                .to_vec(),
+        ),
+        (
+            Some("bad-raw-utf8"),
+            "{\"request_id\":\"bad-raw-utf8\",\"target\":{\"type\":\"em.job\",\"job_id\":\"aaaé-not-a-guid\"}}"
+                .as_bytes()
+                .to_vec(),
+        ),
+        (
+            None,
+            format!(r#"{{"request_id":"bad-twice-a","request_id":"bad-twice-b","target":{{"type":"em.job","job_id":"{job}"}}}}"#)
+                .into_bytes(),
+        ),
+        (
+            Some("bad-dup-target"),
+            format!(r#"{{"request_id":"bad-dup-target","target":{{"type":"em.job","job_id":"{job}","job_id":"{}"}}}}"#, guid())
+                .into_bytes(),
+        ),
+        (
+            Some("bad-urn-type"),
+            format!(r#"{{"request_id":"bad-urn-type","target":{{"type":"em.job","job_id":"urn:veeam:Repository:{job}"}}}}"#)
+                .into_bytes(),
+        ),
+    ];
+    let good = |range: std::ops::Range<usize>| -> Vec<_> {
+        range
+            .map(|i| job_request(&format!("good-{i}"), &guid()))
+            .collect()
+    };
+    publisher.publish_all(&good(0..5)).await.unwrap();
+    for (_, body) in &bad {
+        publisher.publish_raw(body, None).await.unwrap();
+    }
+    publisher.publish_all(&good(5..10)).await.unwrap();
+
+    // Ten deletions and an `invalid` event for each bad body whose request id can be read.
+    let with_id: Vec<&str> = bad.iter().filter_map(|(id, _)| *id).collect();
+    let got = collect(&mut events, 10 + with_id.len(), Duration::from_secs(60)).await;
+    for id in &with_id {
+        let (key, ev) = &got[*id][0];
+        assert_eq!(key, "delete.failed", "{id}");
+        assert_eq!(ev.data.outcome, Outcome::Invalid, "{id}");
+        assert_eq!(got[*id].len(), 1, "{id}");
+    }
+    let reason = |id: &str| got[id][0].1.data.error.clone().unwrap().message;
+    assert!(
+        reason("bad-non-ascii").contains("not ASCII"),
+        "{}",
+        reason("bad-non-ascii")
+    );
+    assert!(
+        reason("bad-dup-target").contains("target.job_id"),
+        "{}",
+        reason("bad-dup-target")
+    );
+    assert!(
+        reason("bad-urn-type").contains("urn:veeam:Job"),
+        "{}",
+        reason("bad-urn-type")
+    );
+    assert!(!got.contains_key("bad-twice-a") && !got.contains_key("bad-twice-b"));
+    assert!(worker.is_running(), "the worker did not stop or restart");
+
+    // Requests published after the bad ones are still taken and deleted.
+    publisher.publish_all(&good(10..15)).await.unwrap();
+    let later = collect(&mut events, 5, Duration::from_secs(60)).await;
+    assert!(worker.is_running());
+    let goods: Vec<_> = got
+        .iter()
+        .chain(&later)
+        .filter(|(id, _)| id.starts_with("good-"))
+        .map(|(id, evs)| (id.clone(), evs.clone()))
+        .collect();
+    assert_eq!(goods.len(), 15);
+    assert_each_once(&goods.into_iter().collect(), Outcome::Deleted);
+    let stats = env.sim.stats();
+    assert_eq!(
+        stats.calls.get("DELETE /api/jobs/{id}"),
+        Some(&15),
+        "{stats:?}"
+    );
+    assert!(
+        stats.deletes.values().all(|n| *n == 1),
+        "{:?}",
+        stats.deletes
+    );
+
+    worker.stop().await;
+    let mut dead = dead_letters(&env).await;
+    let mut want: Vec<Vec<u8>> = bad.into_iter().map(|(_, body)| body).collect();
+    dead.sort();
+    want.sort();
+    assert_eq!(dead, want, "every bad body is dead-lettered whole");
+    assert_eq!(
+        queue_depth(&env.conn, &env.cfg.topology.request_queue).await,
+        0
+    );
     env.cleanup().await;
 }

@@ -90,7 +90,17 @@ enum Decision {
 impl IntakeCtx {
     /// Decodes and validates one message (no I/O).
     fn decide(&self, body: &[u8], message_id: Option<&str>) -> Decision {
-        match DeleteRequest::decode(body, message_id) {
+        // A panic while decoding would be a bug; should one be reached by some input, the
+        // message is dead-lettered like any other undecodable one and intake goes on.
+        let decoded = std::panic::catch_unwind(|| DeleteRequest::decode(body, message_id))
+            .unwrap_or_else(|_| {
+                Err(Rejection {
+                    request_id: None,
+                    reason: "the body could not be decoded (internal error while reading it)"
+                        .into(),
+                })
+            });
+        match decoded {
             Ok(req) => {
                 let endpoint = req
                     .endpoint
@@ -138,7 +148,10 @@ impl IntakeCtx {
                     events.extend(event);
                     Disposition::DeadLetter
                 }
-                Decision::Record(req, _) => match intakes.next().expect("one intake per request") {
+                // `accept_batch` answers one intake per request, in order.
+                Decision::Record(req, _) => match intakes.next().ok_or_else(|| {
+                    anyhow::anyhow!("the ledger answered fewer intakes than requests")
+                })? {
                     Intake::New => {
                         new = true;
                         Disposition::Ack

@@ -127,7 +127,8 @@ fn env_secret(key: &str) -> anyhow::Result<Option<String>> {
     match std::env::var(format!("{key}_FILE")) {
         Ok(f) if !f.is_empty() => std::fs::read_to_string(&f)
             .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_string()))
-            .map_err(|e| anyhow::anyhow!("{key}_FILE: cannot read `{f}`: {e}")),
+            // Not the path itself: a secret pasted there by mistake must not be echoed.
+            .map_err(|e| anyhow::anyhow!("{key}_FILE: cannot read the file: {}", e.kind())),
         _ => Ok(None),
     }
 }
@@ -171,7 +172,12 @@ impl SimulateArgs {
         ) {
             (Ok(p), _) if !p.is_empty() => p,
             (_, Ok(f)) if !f.is_empty() => std::fs::read_to_string(&f)
-                .map_err(|e| anyhow::anyhow!("REAPER_EM_PASSWORD_FILE: cannot read `{f}`: {e}"))?
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "REAPER_EM_PASSWORD_FILE: cannot read the file: {}",
+                        e.kind()
+                    )
+                })?
                 .trim_end_matches(['\r', '\n'])
                 .to_string(),
             _ => "reaper".into(),
@@ -237,6 +243,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => {
             let cfg = Config::from_env()?;
+            for warning in cfg.warnings() {
+                tracing::warn!("{warning}");
+            }
             let cancel = shutdown_signal();
             let health = std::sync::Arc::new(crate::metrics::Health::default());
             let metrics = match cfg.metrics_addr {

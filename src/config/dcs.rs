@@ -1,7 +1,7 @@
 //! The Huawei Cloud DCS endpoint's settings: its URL, how it authenticates (a static token or
 //! IAM password credentials), TLS trust and its own call budget.
 
-use super::{ConfigError, Secret, Source, check_ca_file, err, http_url};
+use super::{ConfigError, Secret, Source, check_budget, check_ca_file, err, http_url};
 use crate::http::HttpSettings;
 use crate::limit::Budget;
 use std::path::PathBuf;
@@ -95,6 +95,7 @@ pub(super) fn dcs_settings(
         burst: s.parse("REAPER_DCS_BURST", em_budget.burst)?,
         max_in_flight: s.parse("REAPER_DCS_MAX_IN_FLIGHT", em_budget.max_in_flight)?,
     };
+    check_budget("REAPER_DCS_", &budget)?;
     let not_found = s.string("REAPER_DCS_NOT_FOUND", "already_absent");
     let not_found_is_absent = match not_found.as_str() {
         "already_absent" => true,

@@ -12,8 +12,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod dcs;
+mod errors;
+mod file;
 
 pub use dcs::{DcsAuth, DcsSettings};
+pub use errors::ConfigError;
+use errors::{bad_value, err, shown};
 
 /// A credential. Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,21 +36,6 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
-    }
-}
-
-/// A configuration error; its message names the key.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {key}: {reason}")]
-pub struct ConfigError {
-    pub key: String,
-    pub reason: String,
-}
-
-fn err(key: &str, reason: impl fmt::Display) -> ConfigError {
-    ConfigError {
-        key: key.to_string(),
-        reason: reason.to_string(),
     }
 }
 
@@ -169,7 +158,7 @@ impl Source {
             Some(v) => v
                 .trim()
                 .parse()
-                .map_err(|e| err(key, format!("`{v}`: {e}"))),
+                .map_err(|e| bad_value(key, v, "is not valid", e)),
         }
     }
     fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
@@ -177,14 +166,14 @@ impl Source {
             None => Ok(default),
             Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
             Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
-            Some(v) => Err(err(key, format!("`{v}` is not true or false"))),
+            Some(v) => Err(err(key, format!("{} is not true or false", shown(key, &v)))),
         }
     }
     fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => humantime::parse_duration(v.trim())
-                .map_err(|e| err(key, format!("`{v}` is not a duration like 30s or 1h: {e}"))),
+                .map_err(|e| bad_value(key, v, "is not a duration like 30s or 1h", e)),
         }
     }
     /// A secret from `KEY` or from the file named by `KEY_FILE` (not both).
@@ -195,7 +184,13 @@ impl Source {
             (Some(v), None) => Ok(Some(Secret::new(v))),
             (None, Some(path)) => std::fs::read_to_string(path.trim())
                 .map(|s| Some(Secret::new(s.trim_end_matches(['\r', '\n']))))
-                .map_err(|e| err(&file_key, format!("cannot read `{path}`: {e}"))),
+                .map_err(|e| {
+                    let e = e.kind(); // the kind only: an OS message may quote the path
+                    err(
+                        &file_key,
+                        format!("cannot read {}: {e}", shown(&file_key, path)),
+                    )
+                }),
             (None, None) => Ok(None),
         }
     }
@@ -216,7 +211,7 @@ impl Config {
             .filter(|(k, _)| k.starts_with("REAPER_"))
             .collect();
         let mut merged = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
-            Some(path) => read_toml(path.trim())?,
+            Some(path) => file::read_toml(path.trim())?,
             None => HashMap::new(),
         };
         merged.extend(env);
@@ -258,15 +253,7 @@ impl Config {
             burst: s.parse("REAPER_BURST", 10)?,
             max_in_flight: s.parse("REAPER_MAX_IN_FLIGHT", 8)?,
         };
-        if !(budget.rate_per_sec >= 0.0 && budget.rate_per_sec.is_finite()) {
-            return Err(err(
-                "REAPER_RATE_PER_SEC",
-                "must be a number ≥ 0 (0 = unlimited)",
-            ));
-        }
-        if budget.max_in_flight == 0 {
-            return Err(err("REAPER_MAX_IN_FLIGHT", "must be at least 1"));
-        }
+        check_budget("REAPER_", &budget)?;
         let http = HttpSettings {
             ca_file: s.get("REAPER_EM_CA_FILE").map(|p| PathBuf::from(p.trim())),
             insecure_tls: s.bool("REAPER_EM_INSECURE_TLS", false)?,
@@ -349,6 +336,22 @@ impl Config {
     }
 }
 
+/// A budget the limiter can enforce: a rate of 0 (unlimited) or between one call in 1000 s and
+/// a billion a second, and at least one call in flight. `prefix` is `REAPER_` or `REAPER_DCS_`.
+fn check_budget(prefix: &str, budget: &Budget) -> Result<(), ConfigError> {
+    let rate = budget.rate_per_sec;
+    if !(rate == 0.0 || (0.001..=1e9).contains(&rate)) {
+        return Err(err(
+            &format!("{prefix}RATE_PER_SEC"),
+            "must be 0 (unlimited) or a number from 0.001 to 1e9",
+        ));
+    }
+    if budget.max_in_flight == 0 {
+        return Err(err(&format!("{prefix}MAX_IN_FLIGHT"), "must be at least 1"));
+    }
+    Ok(())
+}
+
 /// A CA file must be a readable PEM bundle with at least one certificate (what the HTTP
 /// client will load), so a wrong path or file stops start-up naming `key`.
 fn check_ca_file(key: &str, path: Option<&std::path::Path>) -> Result<(), ConfigError> {
@@ -379,36 +382,11 @@ fn http_url(key: &str, url: &str) -> Result<String, ConfigError> {
     if url.starts_with("https://") || url.starts_with("http://") {
         Ok(url)
     } else {
-        Err(err(key, format!("`{url}` is not an http(s) URL")))
+        Err(err(
+            key,
+            format!("{} is not an http(s) URL", shown(key, &url)),
+        ))
     }
-}
-
-/// Reads a TOML file of `key = value` pairs (lower case, no `REAPER_` prefix) into the
-/// environment's key space.
-fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| err("REAPER_CONFIG", format!("cannot read `{path}`: {e}")))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| err("REAPER_CONFIG", format!("`{path}` is not valid TOML: {e}")))?;
-    let mut out = HashMap::new();
-    for (k, v) in table {
-        let key = format!("REAPER_{}", k.to_ascii_uppercase());
-        let value = match v {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            other => {
-                return Err(err(
-                    &key,
-                    format!("in `{path}`: `{other}` is not a plain value"),
-                ));
-            }
-        };
-        out.insert(key, value);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

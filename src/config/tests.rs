@@ -24,6 +24,9 @@ fn defaults_serve_a_local_run() {
 fn a_bad_value_names_its_key() {
     for (key, value) in [
         ("REAPER_RATE_PER_SEC", "fast"),
+        ("REAPER_RATE_PER_SEC", "inf"),
+        ("REAPER_RATE_PER_SEC", "1e-30"),
+        ("REAPER_RATE_PER_SEC", "-1"),
         ("REAPER_MAX_ATTEMPTS", "0"),
         ("REAPER_TASK_TIMEOUT", "forever"),
         ("REAPER_EM_INSECURE_TLS", "maybe"),
@@ -77,4 +80,117 @@ fn a_password_file_is_read_and_a_toml_file_sits_under_the_environment() {
     let em = c.em.unwrap();
     assert_eq!(em.budget.rate_per_sec, 5.0);
     assert_eq!(em.password.expose(), "s3cret");
+}
+
+#[test]
+fn errors_quote_values_only_of_keys_that_cannot_hold_a_secret() {
+    let secret = "hunter2-Zq9";
+    let dir = tempfile::tempdir().unwrap();
+    let toml = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let cases: Vec<Vec<(String, String)>> = vec![
+        // A secret pasted where a file name belongs.
+        vars(&[
+            ("REAPER_EM_URL", "https://em:9398"),
+            ("REAPER_EM_USERNAME", "u"),
+            ("REAPER_EM_PASSWORD_FILE", secret),
+        ]),
+        vars(&[
+            ("REAPER_DCS_URL", "https://dcs"),
+            ("REAPER_DCS_TOKEN_FILE", secret),
+        ]),
+        // Credentials in a URL's user part.
+        vars(&[("REAPER_EM_URL", &format!("ftp://svc:{secret}@em:9398"))]),
+        // A multi-endpoint table holding a password: refused without printing the table.
+        vars(&[(
+            "REAPER_CONFIG",
+            &toml(
+                "table.toml",
+                &format!("[[em]]\nname = \"em1\"\npassword = \"{secret}\"\n"),
+            ),
+        )]),
+        vars(&[(
+            "REAPER_CONFIG",
+            &toml(
+                "inline.toml",
+                &format!("em = {{ password = \"{secret}\" }}\n"),
+            ),
+        )]),
+        // A syntax error on the line of the password.
+        vars(&[(
+            "REAPER_CONFIG",
+            &toml(
+                "broken.toml",
+                &format!("rate_per_sec = 5\nem_password = \"{secret}\n"),
+            ),
+        )]),
+        vars(&[(
+            "REAPER_CONFIG",
+            &toml("bare.toml", &format!("em_password = {secret}\n")),
+        )]),
+    ];
+    for case in cases {
+        let e = Config::from_vars(case.clone()).unwrap_err().to_string();
+        assert!(!e.contains(secret), "{case:?} echoed the secret: {e}");
+        assert!(e.contains("REAPER_"), "the message names a key: {e}");
+    }
+    let e = Config::from_vars(vars(&[(
+        "REAPER_CONFIG",
+        &toml("line.toml", "rate_per_sec = 5\nem_password = \"open\n"),
+    )]))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("line 2"), "{e}");
+    let e = Config::from_vars(vars(&[(
+        "REAPER_EM_URL",
+        &format!("ftp://svc:{secret}@em:9398/x"),
+    )]))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`ftp://***@em:9398/x`"), "{e}");
+    // Values of other keys are still quoted, to help the operator.
+    let e = Config::from_vars(vars(&[("REAPER_RATE_PER_SEC", "fast")])).unwrap_err();
+    assert!(e.to_string().contains("`fast`"), "{e}");
+}
+
+#[test]
+fn a_dcs_budget_is_checked_like_the_em_one() {
+    for rate in ["inf", "NaN", "-1", "1e-9"] {
+        let e = Config::from_vars(vars(&[
+            ("REAPER_DCS_URL", "https://dcs"),
+            ("REAPER_DCS_TOKEN", "t"),
+            ("REAPER_DCS_RATE_PER_SEC", rate),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.key, "REAPER_DCS_RATE_PER_SEC", "{rate}: {e}");
+    }
+}
+
+#[test]
+fn plain_http_endpoint_urls_are_warned_about_by_key() {
+    let c = Config::from_vars(vars(&[
+        ("REAPER_EM_URL", "http://em:9398"),
+        ("REAPER_EM_USERNAME", "u"),
+        ("REAPER_EM_PASSWORD", "p"),
+        ("REAPER_DCS_URL", "https://dcs"),
+        ("REAPER_DCS_IAM_URL", "http://iam"),
+        ("REAPER_DCS_DOMAIN", "d"),
+        ("REAPER_DCS_USERNAME", "u"),
+        ("REAPER_DCS_PASSWORD", "p"),
+    ]))
+    .unwrap();
+    let warnings = c.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].starts_with("REAPER_EM_URL is `http://em:9398`"));
+    assert!(warnings[1].starts_with("REAPER_DCS_IAM_URL is `http://iam`"));
+    let secure = Config::from_vars(vars(&[
+        ("REAPER_EM_URL", "https://em:9398"),
+        ("REAPER_EM_USERNAME", "u"),
+        ("REAPER_EM_PASSWORD", "p"),
+    ]))
+    .unwrap();
+    assert!(secure.warnings().is_empty());
 }

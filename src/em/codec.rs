@@ -3,11 +3,13 @@
 //! nothing of HTTP.
 //!
 //! Decoding is tolerant (unknown elements, attributes and keys are skipped, entity
-//! references are resolved); encoding produces the exact shapes of the seed pages.
+//! references are resolved), except for ids that go into a URL path (`TaskId`, `SessionId`):
+//! those must be safe path segments. Encoding produces the exact shapes of the seed pages.
 
 mod json;
 mod xml;
 
+use crate::request::Segment;
 use json::{JsonError, JsonLink, JsonLogonSession, JsonResult, JsonTask};
 use quick_xml::escape::escape;
 use serde::{Deserialize, Serialize};
@@ -153,6 +155,16 @@ pub struct LogonSession {
     pub session_id: String,
 }
 
+/// An id EM returned that the client will put into a URL path (`/api/tasks/{TaskId}`,
+/// `/api/logonSessions/{SessionId}`): it must be one safe path segment, else the body is
+/// undecodable rather than the source of a bad URL.
+fn path_id(what: &'static str, field: &str, id: String) -> Result<String, CodecError> {
+    match Segment::parse(&id) {
+        Ok(_) => Ok(id),
+        Err(reason) => Err(CodecError::new(what, format!("{field}: {reason}"))),
+    }
+}
+
 // ---------------------------------------------------------------- Task
 
 /// Decodes a `Task` body in the given format.
@@ -161,7 +173,7 @@ pub fn decode_task(format: Format, body: &str) -> Result<Task, CodecError> {
         Format::Json => {
             let t: JsonTask = serde_json::from_str(body).map_err(|e| CodecError::new("Task", e))?;
             Ok(Task {
-                task_id: t.task_id,
+                task_id: path_id("Task", "TaskId", t.task_id)?,
                 state: TaskState::parse(&t.state),
                 operation: t.operation,
                 result: t.result.map(|r| TaskResult {
@@ -192,6 +204,7 @@ pub fn decode_task(format: Format, body: &str) -> Result<Task, CodecError> {
                 .child_text("TaskId")
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| CodecError::new("Task", "missing <TaskId>"))?;
+            let task_id = path_id("Task", "TaskId", task_id)?;
             let state = root
                 .child_text("State")
                 .ok_or_else(|| CodecError::new("Task", "missing <State>"))?;
@@ -340,7 +353,7 @@ pub fn decode_logon_session(format: Format, body: &str) -> Result<LogonSession, 
                 serde_json::from_str(body).map_err(|e| CodecError::new("LogonSession", e))?;
             Ok(LogonSession {
                 user_name: s.user_name,
-                session_id: s.session_id,
+                session_id: path_id("LogonSession", "SessionId", s.session_id)?,
             })
         }
         Format::Xml => {
@@ -351,7 +364,7 @@ pub fn decode_logon_session(format: Format, body: &str) -> Result<LogonSession, 
                 .ok_or_else(|| CodecError::new("LogonSession", "missing <SessionId>"))?;
             Ok(LogonSession {
                 user_name: root.child_text("UserName").unwrap_or_default(),
-                session_id,
+                session_id: path_id("LogonSession", "SessionId", session_id)?,
             })
         }
     }

@@ -5,6 +5,7 @@
 
 mod dcs_outcome;
 mod events;
+mod guard;
 mod outcome;
 mod remote;
 mod step;
@@ -17,6 +18,7 @@ use crate::config::Config;
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
 use crate::ledger::{Ledger, now_ms};
+use guard::StepEnd;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,16 +122,23 @@ impl Engine {
                     let permit = Arc::clone(&permits).acquire_owned().await?;
                     let this = Arc::clone(&self);
                     steps.spawn(async move {
-                        let id = row.request_id.clone();
-                        let result = this.step(row).await;
+                        let (id, claimed_attempts) = (row.request_id.clone(), row.attempts);
+                        let end = guard::guarded(this.step(row)).await;
                         drop(permit);
-                        if result.is_err() {
-                            // Most likely the ledger itself failed: try again soon rather
-                            // than after the whole lease.
-                            let retry_at = now_ms() + STEP_RETRY.as_millis() as i64;
-                            let _ = this.ledger.release(&id, retry_at).await;
+                        match end {
+                            StepEnd::Done => Ok(()),
+                            StepEnd::Failed(e) => {
+                                // Most likely the ledger itself failed: try again soon rather
+                                // than after the whole lease.
+                                let retry_at = now_ms() + STEP_RETRY.as_millis() as i64;
+                                let _ = this.ledger.release(&id, retry_at).await;
+                                Err(e.context(format!("request {id}")))
+                            }
+                            StepEnd::Panicked(message) => {
+                                this.after_panic(&id, claimed_attempts, &message).await;
+                                Ok(())
+                            }
                         }
-                        result.map_err(|e| e.context(format!("request {id}")))
                     });
                 }
                 if claimed == free {
@@ -165,6 +174,35 @@ impl Engine {
             steps.shutdown().await;
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// A step panicked: a bug, not a verdict on the request. The request stays unfinished in
+    /// the ledger and is due again soon; an attempt the step had counted is given back (it was
+    /// aborted, not spent). Logged at error level with the request id, once per panic.
+    async fn after_panic(&self, request_id: &str, claimed_attempts: i64, message: &str) {
+        let now = now_ms();
+        let given_back = self
+            .ledger
+            .give_back_attempt(request_id, claimed_attempts, now)
+            .await;
+        let retry_at = now + STEP_RETRY.as_millis() as i64;
+        let released = self.ledger.release(request_id, retry_at).await;
+        tracing::error!(
+            request_id,
+            panic = message,
+            attempt_given_back = given_back.as_ref().is_ok_and(|g| *g),
+            retry_in = ?STEP_RETRY,
+            "a step panicked: the request stays unfinished and is tried again"
+        );
+        if let Err(e) = given_back.and(released) {
+            tracing::error!(
+                request_id,
+                error = format!("{e:#}"),
+                "the ledger could not be updated after the panic; the request waits for its lease"
+            );
+        }
     }
 }
 

@@ -135,6 +135,40 @@ impl Ledger {
         Ok(attempts as u32)
     }
 
+    /// Gives back the attempt [`Ledger::begin_attempt`] counted for a step that the worker
+    /// itself aborted (the step panicked): an attempt that never got to its end is not one
+    /// the request spent. Only while the request is still `submitting` with exactly one
+    /// attempt more than the `claimed_attempts` it had when its step was claimed, so an
+    /// attempt whose result was recorded is never undone. Returns whether one was given back.
+    pub async fn give_back_attempt(
+        &self,
+        request_id: &str,
+        claimed_attempts: i64,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let given = sqlx::query(
+            "UPDATE requests SET attempts = attempts - 1, updated_at = ?
+             WHERE request_id = ? AND state = 'submitting' AND attempts = ?",
+        )
+        .bind(now)
+        .bind(request_id)
+        .bind(claimed_attempts + 1)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if given {
+            let note = format!(
+                "attempt {} given back: the worker aborted its step",
+                claimed_attempts + 1
+            );
+            log_transition(&mut tx, request_id, now, State::Submitting, &note).await?;
+        }
+        tx.commit().await?;
+        Ok(given)
+    }
+
     /// Applies one non-final step, with an optional notice event (`delete.submitted`).
     pub async fn advance(
         &self,

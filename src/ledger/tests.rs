@@ -399,3 +399,45 @@ async fn a_poll_that_changes_nothing_adds_no_history_row() {
     );
     assert_eq!(l.get("r1").await.unwrap().unwrap().poll_count, 5);
 }
+
+#[tokio::test]
+async fn an_aborted_attempt_is_given_back_only_while_it_is_still_submitting() {
+    let (_d, l) = ledger().await;
+    l.accept(&request("r1", JOB_A), "em", 1).await.unwrap();
+    let claimed = l.claim_due(1, 10, 99).await.unwrap().remove(0);
+    assert_eq!(claimed.attempts, 0);
+    assert_eq!(l.begin_attempt("r1", 2, 99).await.unwrap(), 1);
+    assert!(
+        l.give_back_attempt("r1", claimed.attempts, 3)
+            .await
+            .unwrap()
+    );
+    let row = l.get("r1").await.unwrap().unwrap();
+    assert_eq!((row.state(), row.attempts), (State::Submitting, 0));
+    assert!(
+        !l.give_back_attempt("r1", claimed.attempts, 4)
+            .await
+            .unwrap(),
+        "nothing is given back twice, nor an attempt this step did not count"
+    );
+    assert_eq!(l.get("r1").await.unwrap().unwrap().attempts, 0);
+    let history = l.history("r1").await.unwrap();
+    assert!(
+        history
+            .last()
+            .and_then(|t| t.note.as_deref())
+            .is_some_and(|n| n.contains("given back")),
+        "{:?}",
+        history.last()
+    );
+
+    // An attempt whose result was recorded stays counted.
+    assert_eq!(l.begin_attempt("r1", 5, 99).await.unwrap(), 1);
+    let retry = Change::to(State::RetryWait, "attempt 1 failed").due(50);
+    l.advance("r1", &retry, 6, None).await.unwrap();
+    assert!(!l.give_back_attempt("r1", 0, 7).await.unwrap());
+    assert_eq!(l.get("r1").await.unwrap().unwrap().attempts, 1);
+
+    // An unknown request is no error.
+    assert!(!l.give_back_attempt("nope", 0, 8).await.unwrap());
+}

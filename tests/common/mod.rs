@@ -189,6 +189,11 @@ impl Worker {
         Worker { cancel, task }
     }
 
+    /// Whether the worker is still running: it has not ended, by error or panic.
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
     /// Graceful stop: the worker's own shutdown path.
     pub async fn stop(self) {
         self.cancel.cancel();

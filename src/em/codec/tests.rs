@@ -122,3 +122,55 @@ fn logon_sessions_round_trip() {
         assert_eq!(decode_logon_session(f, &body).unwrap(), s);
     }
 }
+
+#[test]
+fn ids_that_would_go_into_a_url_path_unsafe_are_undecodable() {
+    for id in [
+        "../logonSessions/x",
+        "task 1",
+        "task-1?x=1",
+        "t%2F1",
+        "täsk",
+        "..",
+        "",
+    ] {
+        let task = Task {
+            task_id: id.into(),
+            state: TaskState::Running,
+            operation: "UpdateJob".into(),
+            result: None,
+            href: None,
+            links: vec![],
+        };
+        for format in [Format::Xml, Format::Json] {
+            let err = decode_task(format, &encode_task(format, &task)).unwrap_err();
+            assert!(
+                err.to_string().contains("TaskId"),
+                "{id:?} {format:?}: {err}"
+            );
+        }
+        let session = LogonSession {
+            user_name: "u".into(),
+            session_id: id.into(),
+        };
+        for format in [Format::Xml, Format::Json] {
+            let body = encode_logon_session(format, &session, "https://em/api");
+            assert!(
+                decode_logon_session(format, &body).is_err(),
+                "{id:?} {format:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn deeply_nested_xml_is_refused_not_a_stack_overflow() {
+    let depth = 200_000;
+    let body = format!(
+        "<Task xmlns=\"{VEEAM_NS}\">{}{}<TaskId>t</TaskId></Task>",
+        "<a>".repeat(depth),
+        "</a>".repeat(depth)
+    );
+    let err = decode_task(Format::Xml, &body).unwrap_err();
+    assert!(err.to_string().contains("nested deeper"), "{err}");
+}

@@ -65,6 +65,10 @@ pub(super) fn start_node(
     Ok(node)
 }
 
+/// The deepest element nesting read. EM's bodies are a few levels deep; a limit keeps a
+/// hostile body from building a tree whose drop would overflow the stack.
+const MAX_DEPTH: usize = 32;
+
 /// Parses a document into a tree of the elements in EM's namespace (or none); elements of
 /// other namespaces are skipped with their content.
 pub(super) fn parse_xml(body: &str, what: &'static str) -> Result<Node, CodecError> {
@@ -80,6 +84,11 @@ pub(super) fn parse_xml(body: &str, what: &'static str) -> Result<Node, CodecErr
             Event::Start(e) => {
                 if skip_depth > 0 || !ours {
                     skip_depth += 1;
+                } else if stack.len() >= MAX_DEPTH {
+                    return Err(CodecError::new(
+                        what,
+                        format!("elements nested deeper than {MAX_DEPTH}"),
+                    ));
                 } else {
                     stack.push(start_node(&reader, &e, what)?);
                 }
