@@ -4,6 +4,7 @@
 use reaper::config::{EmSettings, Secret};
 use reaper::em::codec::{Format, TaskState};
 use reaper::em::{DeleteAnswer, EmClient, ErrorClass, Poll, Presence};
+use reaper::health::EndpointHealth;
 use reaper::http::HttpSettings;
 use reaper::limit::{Budget, Limiter};
 use reaper::sim::{Inventory, InventoryJob, SimConfig, SimHandle};
@@ -36,7 +37,7 @@ fn client_with(sim: &SimHandle, format: Format, password: &str) -> EmClient {
         name: "em".into(),
         url: sim.base_url(),
         username: "reaper".into(),
-        password: Secret::new(password),
+        password: Secret::new(password).into(),
         format,
         http: HttpSettings::default(),
         budget: Budget {
@@ -45,7 +46,9 @@ fn client_with(sim: &SimHandle, format: Format, password: &str) -> EmClient {
             max_in_flight: 256,
         },
     };
-    EmClient::new(&settings, Arc::new(Limiter::new(settings.budget))).unwrap()
+    let limiter = Arc::new(Limiter::new(settings.budget));
+    let health = Arc::new(EndpointHealth::detached("em"));
+    EmClient::new(&settings, limiter, health).unwrap()
 }
 
 async fn until_finished(c: &EmClient, task: &str, session: &str) -> reaper::em::codec::Task {

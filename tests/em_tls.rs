@@ -6,6 +6,7 @@
 use reaper::config::{Config, EmSettings, Secret};
 use reaper::em::codec::{Format, TaskState};
 use reaper::em::{DeleteAnswer, EmClient, ErrorClass, Poll, Presence};
+use reaper::health::EndpointHealth;
 use reaper::http::HttpSettings;
 use reaper::limit::{Budget, Limiter};
 use reaper::sim::{SimConfig, SimHandle, SimTls};
@@ -88,7 +89,7 @@ fn client(sim: &SimHandle, http: HttpSettings) -> EmClient {
         name: "em".into(),
         url: sim.base_url(),
         username: "reaper".into(),
-        password: Secret::new("reaper"),
+        password: Secret::new("reaper").into(),
         format: Format::Xml,
         http,
         budget: Budget {
@@ -97,7 +98,9 @@ fn client(sim: &SimHandle, http: HttpSettings) -> EmClient {
             max_in_flight: 16,
         },
     };
-    EmClient::new(&settings, Arc::new(Limiter::new(settings.budget))).unwrap()
+    let limiter = Arc::new(Limiter::new(settings.budget));
+    let health = Arc::new(EndpointHealth::detached("em"));
+    EmClient::new(&settings, limiter, health).unwrap()
 }
 
 fn delete_calls(sim: &SimHandle) -> u64 {

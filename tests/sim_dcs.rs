@@ -8,6 +8,7 @@ use common::{dcs_settings, iam_auth, task_id};
 use reaper::config::{DcsAuth, Secret};
 use reaper::dcs::wire::TaskList;
 use reaper::dcs::{DcsClient, DcsError, ErrorClass, Origin};
+use reaper::health::EndpointHealth;
 use reaper::limit::{Budget, Limiter};
 use reaper::sim::{SimConfig, SimHandle};
 use std::sync::Arc;
@@ -37,11 +38,12 @@ fn client(sim: &SimHandle, auth: DcsAuth) -> DcsClient {
         burst: 100,
         max_in_flight: 32,
     }));
-    DcsClient::new(&dcs_settings(sim, auth), limiter).unwrap()
+    let health = Arc::new(EndpointHealth::detached("dcs"));
+    DcsClient::new(&dcs_settings(sim, auth), limiter, health).unwrap()
 }
 
 fn static_auth() -> DcsAuth {
-    DcsAuth::Static(Secret::new(STATIC))
+    DcsAuth::Static(Secret::new(STATIC).into())
 }
 
 fn err_code(r: &Result<impl std::fmt::Debug, DcsError>) -> (ErrorClass, Option<u16>, Option<&str>) {
@@ -172,7 +174,7 @@ async fn refusals_carry_dcs_codes_and_both_error_shapes_decode() {
         iam_url: sim.base_url(),
         domain: "reaper".into(),
         username: "reaper".into(),
-        password: Secret::new("wrong-password-xyz"),
+        password: Secret::new("wrong-password-xyz").into(),
     };
     let refused = client(&sim, wrong)
         .delete_task("other", INSTANCE, &task_id())
@@ -196,7 +198,7 @@ async fn refusals_carry_dcs_codes_and_both_error_shapes_decode() {
 #[tokio::test]
 async fn a_static_token_that_is_refused_is_not_renewed() {
     let sim = start(with_static_token()).await;
-    let dcs = client(&sim, DcsAuth::Static(Secret::new("not-the-token")));
+    let dcs = client(&sim, DcsAuth::Static(Secret::new("not-the-token").into()));
     let r = dcs.delete_task(PROJECT, INSTANCE, TASK).await;
     assert_eq!(
         err_code(&r),

@@ -12,28 +12,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod dcs;
+mod secret;
 
 pub use dcs::{DcsAuth, DcsSettings};
-
-/// A credential. Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use secret::{FILE_RECHECK, Secret, SecretSource};
 
 /// A configuration error; its message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +66,8 @@ pub struct EmSettings {
     pub name: String,
     pub url: String,
     pub username: String,
-    pub password: Secret,
+    /// The password, re-read from its file (if given as one) when EM refuses it or it changes.
+    pub password: SecretSource,
     pub format: Format,
     pub http: HttpSettings,
     pub budget: Budget,
@@ -187,14 +170,15 @@ impl Source {
                 .map_err(|e| err(key, format!("`{v}` is not a duration like 30s or 1h: {e}"))),
         }
     }
-    /// A secret from `KEY` or from the file named by `KEY_FILE` (not both).
-    fn secret(&self, key: &str) -> Result<Option<Secret>, ConfigError> {
+    /// A secret from `KEY` or from the file named by `KEY_FILE` (not both). A file is read
+    /// now (so a missing one stops start-up) and kept as its path, to be read again later.
+    fn secret(&self, key: &str) -> Result<Option<SecretSource>, ConfigError> {
         let file_key = format!("{key}_FILE");
         match (self.get(key), self.get(&file_key)) {
             (Some(_), Some(_)) => Err(err(key, format!("set {key} or {file_key}, not both"))),
-            (Some(v), None) => Ok(Some(Secret::new(v))),
-            (None, Some(path)) => std::fs::read_to_string(path.trim())
-                .map(|s| Some(Secret::new(s.trim_end_matches(['\r', '\n']))))
+            (Some(v), None) => Ok(Some(SecretSource::value(Secret::new(v)))),
+            (None, Some(path)) => SecretSource::file(path.trim())
+                .map(Some)
                 .map_err(|e| err(&file_key, format!("cannot read `{path}`: {e}"))),
             (None, None) => Ok(None),
         }

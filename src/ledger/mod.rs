@@ -7,6 +7,7 @@
 mod outbox;
 mod report;
 mod schedule;
+mod wait;
 
 pub use outbox::OutboxRow;
 pub use report::{ReportRow, StateCount, Transition};

@@ -12,30 +12,39 @@ impl Ledger {
     /// (first attempts and retries) each get at least half of `limit` when both are waiting,
     /// earliest due first within each; a share one side does not use goes to the other.
     /// So a backlog of new requests cannot starve polls, nor many running tasks new deletes.
+    ///
+    /// Rows of the endpoints in `skip` (those that are down) are left where they are, except
+    /// new work whose `not_after` has passed: it is handed out so that it ends `expired`.
     pub async fn claim_due(
         &self,
         now: i64,
         limit: u32,
         lease_until: i64,
+        skip: &[String],
     ) -> anyhow::Result<Vec<RequestRow>> {
+        let skip = serde_json::to_string(skip)?;
         let mut tx = self.pool.begin().await?;
-        let mut rows = claim(&mut tx, Work::FollowUp, now, limit.div_ceil(2), lease_until).await?;
+        let first = limit.div_ceil(2);
+        let mut rows = claim(&mut tx, Work::FollowUp, now, first, lease_until, &skip).await?;
         let rest = limit - rows.len() as u32;
-        rows.extend(claim(&mut tx, Work::New, now, rest, lease_until).await?);
+        rows.extend(claim(&mut tx, Work::New, now, rest, lease_until, &skip).await?);
         let rest = limit - rows.len() as u32;
         if rest > 0 {
-            rows.extend(claim(&mut tx, Work::FollowUp, now, rest, lease_until).await?);
+            rows.extend(claim(&mut tx, Work::FollowUp, now, rest, lease_until, &skip).await?);
         }
         tx.commit().await?;
         Ok(rows)
     }
 
-    /// The earliest due time of any unfinished request.
-    pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?;
+    /// The earliest due time of any unfinished request, but those of the endpoints in `skip`.
+    pub async fn next_due(&self, skip: &[String]) -> anyhow::Result<Option<i64>> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL
+                 AND endpoint NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(skip)?)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(v)
     }
 
@@ -157,12 +166,14 @@ enum Work {
     New,
 }
 
+/// `skip` is a JSON array of endpoint names whose rows are not handed out.
 async fn claim(
     tx: &mut Transaction<'_, Sqlite>,
     work: Work,
     now: i64,
     limit: u32,
     lease_until: i64,
+    skip: &str,
 ) -> anyhow::Result<Vec<RequestRow>> {
     if limit == 0 {
         return Ok(Vec::new());
@@ -173,6 +184,7 @@ async fn claim(
              WHERE request_id IN (SELECT request_id FROM requests
                                   WHERE state IN ('polling', 'verifying')
                                     AND due_at IS NOT NULL AND due_at <= ?
+                                    AND endpoint NOT IN (SELECT value FROM json_each(?))
                                   ORDER BY due_at LIMIT ?)
              RETURNING *"
         }
@@ -181,16 +193,21 @@ async fn claim(
              WHERE request_id IN (SELECT request_id FROM requests
                                   WHERE state IN ('accepted', 'submitting', 'retry_wait')
                                     AND due_at IS NOT NULL AND due_at <= ?
+                                    AND (endpoint NOT IN (SELECT value FROM json_each(?))
+                                         OR not_after <= ?)
                                   ORDER BY due_at LIMIT ?)
              RETURNING *"
         }
     };
-    Ok(sqlx::query_as::<_, RequestRow>(sql)
+    let query = sqlx::query_as::<_, RequestRow>(sql)
         .bind(lease_until)
         .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut **tx)
-        .await?)
+        .bind(skip);
+    let query = match work {
+        Work::New => query.bind(now), // not_after passed: claimed even from a down endpoint
+        Work::FollowUp => query,
+    };
+    Ok(query.bind(i64::from(limit)).fetch_all(&mut **tx).await?)
 }
 
 async fn apply(

@@ -98,7 +98,7 @@ impl TestEnv {
                 name: "em".into(),
                 url: sim.base_url(),
                 username: "reaper".into(),
-                password: Secret::new("reaper"),
+                password: Secret::new("reaper").into(),
                 format: Format::Xml,
                 http: HttpSettings::default(),
                 budget: Budget {
@@ -185,7 +185,7 @@ pub struct Worker {
 impl Worker {
     pub fn start(cfg: Config) -> Self {
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(reaper::engine::worker::run(cfg, cancel.clone()));
+        let task = tokio::spawn(reaper::worker::run(cfg, cancel.clone(), Default::default()));
         Worker { cancel, task }
     }
 
@@ -278,7 +278,7 @@ pub fn iam_auth(sim: &SimHandle) -> DcsAuth {
         iam_url: sim.base_url(),
         domain: "reaper".into(),
         username: "reaper".into(),
-        password: Secret::new("reaper"),
+        password: Secret::new("reaper").into(),
     }
 }
 
