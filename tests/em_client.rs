@@ -257,7 +257,7 @@ async fn em_error_bodies_reach_the_caller_in_both_formats() {
 }
 
 #[tokio::test]
-async fn wrong_credentials_are_unauthorized_and_never_echo_the_password() {
+async fn wrong_credentials_take_the_endpoint_down_after_one_logon_and_never_echo_the_password() {
     let s = sim(SimConfig {
         password: "right".into(),
         ..fast()
@@ -265,9 +265,19 @@ async fn wrong_credentials_are_unauthorized_and_never_echo_the_password() {
     .await;
     let c = client_with(&s, Format::Xml, "hunter2-wrong");
     let e = c.delete(&format!("/api/jobs/{JOB}")).await.unwrap_err();
-    assert_eq!(e.class, ErrorClass::Unauthorized);
+    assert_eq!(e.class, ErrorClass::Unavailable, "the endpoint is down");
+    assert_eq!(e.status, Some(401));
     assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
     assert!(e.to_string().contains("REAPER_EM_USERNAME"), "{e}");
+    assert!(c.health().is_down());
+    // Down: the next call is refused without another logon (no account lockout).
+    let again = c.delete(&format!("/api/jobs/{JOB}")).await.unwrap_err();
+    assert_eq!(again.class, ErrorClass::Unavailable);
+    assert!(again.to_string().contains("is down"), "{again}");
+    assert_eq!(s.stats().logons_refused, 1);
+    // The prober's logon still goes out, and is refused again.
+    assert!(c.probe().await.unwrap_err().contains("logon refused"));
+    assert_eq!(s.stats().logons_refused, 2);
     s.shutdown().await;
 }
 

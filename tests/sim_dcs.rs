@@ -181,7 +181,8 @@ async fn refusals_carry_dcs_codes_and_both_error_shapes_decode() {
         .await;
     assert_eq!(
         err_code(&refused),
-        (ErrorClass::Unauthorized, Some(401), Some("401"))
+        (ErrorClass::Unavailable, Some(401), Some("401")),
+        "IAM refusing the password takes the endpoint down"
     );
     let e = refused.unwrap_err();
     assert_eq!(e.origin, Origin::Iam);
@@ -202,14 +203,38 @@ async fn a_static_token_that_is_refused_is_not_renewed() {
     let r = dcs.delete_task(PROJECT, INSTANCE, TASK).await;
     assert_eq!(
         err_code(&r),
-        (ErrorClass::Unauthorized, Some(401), Some("DCS.1001"))
+        (ErrorClass::Unavailable, Some(401), Some("DCS.1001")),
+        "the one token is refused: the endpoint is down"
     );
-    assert!(!r.unwrap_err().to_string().contains("not-the-token"));
+    let e = r.unwrap_err();
+    assert!(!e.to_string().contains("not-the-token"));
+    assert!(e.to_string().contains("REAPER_DCS_TOKEN"), "{e}");
+    assert!(dcs.health().is_down());
     let stats = sim.stats();
     assert_eq!(
         stats.total_calls, 1,
         "one call, no IAM, no retry: {stats:?}"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_static_token_file_is_read_again_when_dcs_refuses_the_token() {
+    let sim = start(with_static_token()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "an-old-token\n").unwrap();
+    let source = reaper::config::SecretSource::file(&path).unwrap();
+    let dcs = client(&sim, DcsAuth::Static(source));
+    // Rotated under the client: the first call still carries the old token, is refused, and
+    // is sent once more with the file's new content.
+    std::fs::write(&path, format!("{STATIC}\n")).unwrap();
+    let done = dcs.delete_task(PROJECT, INSTANCE, TASK).await.unwrap();
+    assert_eq!(done.status, 200);
+    let stats = sim.stats();
+    assert_eq!(stats.statuses.get("401"), Some(&1), "{stats:?}");
+    assert_eq!(stats.total_calls, 2, "{stats:?}");
+    assert!(!dcs.health().is_down());
     sim.shutdown().await;
 }
 
