@@ -19,7 +19,11 @@ fn connections_named(name: &str) -> Vec<String> {
         .args(["-q", "list_connections", "pid", "client_properties"])
         .output()
         .expect("rabbitmqctl runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains(name))
@@ -32,7 +36,11 @@ fn close_connection(pid: &str) {
         .args(["-q", "close_connection", pid, "closed by a test"])
         .output()
         .expect("rabbitmqctl runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -53,10 +61,14 @@ async fn a_closed_broker_connection_keeps_the_em_session_and_tasks_are_polled_to
     let before = connections_named(&format!("reaper/{name}"));
     assert_eq!(before.len(), 1, "the worker's one connection: {before:?}");
     close_connection(&before[0]);
-    wait_until("the worker reconnected", Duration::from_secs(30), || async {
-        let now = connections_named(&format!("reaper/{name}"));
-        now.len() == 1 && now != before && readyz(&metrics).await.0 == 200
-    })
+    wait_until(
+        "the worker reconnected",
+        Duration::from_secs(30),
+        || async {
+            let now = connections_named(&format!("reaper/{name}"));
+            now.len() == 1 && now != before && readyz(&metrics).await.0 == 200
+        },
+    )
     .await;
     // Intake works again: a request published after the reconnect is deleted too.
     env.publisher()
@@ -77,7 +89,10 @@ async fn a_closed_broker_connection_keeps_the_em_session_and_tasks_are_polled_to
     assert!(stats.deletes.values().all(|n| *n == 1), "{stats:?}");
     for i in 0..20 {
         let history = ledger.history(&format!("rc-{i}")).await.unwrap();
-        assert!(history.iter().all(|t| t.state != "verifying"), "{history:?}");
+        assert!(
+            history.iter().all(|t| t.state != "verifying"),
+            "{history:?}"
+        );
     }
     worker.stop().await;
     assert_eq!(env.sim.stats().logoffs, 1, "logged off once at the end");

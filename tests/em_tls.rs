@@ -152,7 +152,11 @@ async fn default_trust_refuses_a_privately_signed_certificate_and_deletes_nothin
     assert!(s.base_url().starts_with("https://127.0.0.1:"));
     let c = client(&s, HttpSettings::default());
     let e = c.delete(&format!("/api/jobs/{JOB}")).await.unwrap_err();
-    assert_eq!(e.class, ErrorClass::Unavailable, "the endpoint is down: {e}");
+    assert_eq!(
+        e.class,
+        ErrorClass::Unavailable,
+        "the endpoint is down: {e}"
+    );
     assert_eq!(e.status, None, "a transport error: {e}");
     assert!(
         e.message.to_lowercase().contains("certificate"),
@@ -288,7 +292,11 @@ async fn the_request_timeout_makes_the_endpoint_unavailable() {
         },
     );
     let e = c.delete(&format!("/api/jobs/{JOB}")).await.unwrap_err();
-    assert_eq!(e.class, ErrorClass::Unavailable, "the endpoint is down: {e}");
+    assert_eq!(
+        e.class,
+        ErrorClass::Unavailable,
+        "the endpoint is down: {e}"
+    );
     assert_eq!(e.status, None, "{e}");
     assert!(e.message.contains("timed out"), "{e}");
     assert_eq!(delete_calls(&s), 0, "the logon never finished");

@@ -91,7 +91,10 @@ async fn assert_held(
 fn assert_endpoint_event(ev: &EndpointEvent, endpoint: &str, state: &str) {
     assert_eq!(ev.kind, format!("reaper.endpoint.{state}"));
     assert_eq!(ev.subject.as_deref(), Some(endpoint));
-    assert_eq!((ev.data.endpoint.as_str(), ev.data.state.as_str()), (endpoint, state));
+    assert_eq!(
+        (ev.data.endpoint.as_str(), ev.data.state.as_str()),
+        (endpoint, state)
+    );
     assert_eq!(ev.time, ev.data.since);
     let json = serde_json::to_string(ev).unwrap();
     assert!(!json.contains(WRONG), "no secret in the event: {json}");
@@ -99,14 +102,19 @@ fn assert_endpoint_event(ev: &EndpointEvent, endpoint: &str, state: &str) {
 
 /// Once the trouble is over: every request is deleted (once), `endpoint.up` is published,
 /// `/readyz` is 200 with the endpoint up.
-async fn assert_released(events: &mut EventWatcher, metrics: &str, endpoint: &str, timeout: Duration) {
+async fn assert_released(
+    events: &mut EventWatcher,
+    metrics: &str,
+    endpoint: &str,
+    timeout: Duration,
+) {
     let got = collect(events, N, timeout).await;
     assert_each_once(&got, Outcome::Deleted);
     let mut ups = events.take_endpoint_events();
     if ups.is_empty() {
         let next = tokio::time::timeout(Duration::from_secs(10), events.next_event()).await;
         match next.expect("endpoint.up is published").unwrap() {
-            (key, Event::Endpoint(ev)) => ups.push((key, ev)),
+            (key, Event::Endpoint(ev)) => ups.push((key, *ev)),
             other => panic!("{other:?}"),
         }
     }
@@ -131,7 +139,15 @@ async fn a_wrong_em_password_file_holds_every_request_until_the_file_is_fixed() 
     env.publisher().await.publish_all(&requests).await.unwrap();
     let ledger = env.ledger().await;
 
-    assert_held(&mut events, &metrics, &ledger, "em", &requests, "logon refused").await;
+    assert_held(
+        &mut events,
+        &metrics,
+        &ledger,
+        "em",
+        &requests,
+        "logon refused",
+    )
+    .await;
     let stats = env.sim.stats();
     assert_eq!(stats.logons, 0);
     assert!(
@@ -176,20 +192,89 @@ async fn iam_refusing_the_dcs_password_file_holds_every_request_until_the_file_i
     env.publisher().await.publish_all(&requests).await.unwrap();
     let ledger = env.ledger().await;
 
-    assert_held(&mut events, &metrics, &ledger, "dcs", &requests, "IAM refused").await;
+    assert_held(
+        &mut events,
+        &metrics,
+        &ledger,
+        "dcs",
+        &requests,
+        "IAM refused",
+    )
+    .await;
     let stats = env.sim.stats();
-    let asked = stats.calls.get("POST /v3/auth/tokens").copied().unwrap_or(0);
-    assert!((1..=6).contains(&asked), "a handful of IAM calls: {stats:?}");
+    let asked = stats
+        .calls
+        .get("POST /v3/auth/tokens")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        (1..=6).contains(&asked),
+        "a handful of IAM calls: {stats:?}"
+    );
     assert_eq!(stats.token_issues, 0);
     assert!(stats.deletes.is_empty(), "{stats:?}");
     let (_, body) = readyz(&metrics).await;
-    assert_eq!(body["endpoints"]["em"]["state"], "up", "EM is not affected: {body}");
+    assert_eq!(
+        body["endpoints"]["em"]["state"], "up",
+        "EM is not affected: {body}"
+    );
 
     std::fs::write(&path, "reaper\n").unwrap();
     assert_released(&mut events, &metrics, "dcs", Duration::from_secs(60)).await;
     let stats = env.sim.stats();
-    assert_eq!(stats.token_issues, 1, "one token for the one project: {stats:?}");
+    assert_eq!(
+        stats.token_issues, 1,
+        "one token for the one project: {stats:?}"
+    );
     assert!(stats.deletes.values().all(|n| *n == 1), "{stats:?}");
+    worker.stop().await;
+    env.cleanup().await;
+}
+
+/// A port where nothing listens (for now).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_deadline_still_applies_while_the_endpoint_is_down() {
+    let mut env = TestEnv::new(quick()).await;
+    env.cfg.em.as_mut().unwrap().url = format!("http://127.0.0.1:{}", free_port());
+    let health = Arc::new(Health::default());
+    let metrics = serve_metrics(&env, Arc::clone(&health)).await;
+    let mut events = env.watcher().await;
+    let worker = Worker::start_with(env.cfg.clone(), health);
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let late = RequestWire {
+        not_after: Some(deadline.to_rfc3339()),
+        ..job_request("deadline-1", &guid())
+    };
+    let waiting = job_request("deadline-2", &guid());
+    env.publisher()
+        .await
+        .publish_all(&[late, waiting])
+        .await
+        .unwrap();
+    let got = collect(&mut events, 1, Duration::from_secs(30)).await;
+    let (key, ev) = &got["deadline-1"][0];
+    assert_eq!(
+        (key.as_str(), ev.data.outcome),
+        ("delete.failed", Outcome::Expired)
+    );
+    assert_eq!(
+        ev.data.attempts, 0,
+        "the attempt that met the trouble was given back"
+    );
+    let finished = ev.data.finished_at.unwrap().timestamp_millis();
+    assert!(finished >= deadline.timestamp_millis());
+    assert_eq!(readyz(&metrics).await.0, 503, "still down when it expired");
+    let ledger = env.ledger().await;
+    let other = ledger.get("deadline-2").await.unwrap().unwrap();
+    assert!(other.outcome.is_none(), "the other request waits");
     worker.stop().await;
     env.cleanup().await;
 }
@@ -197,11 +282,7 @@ async fn iam_refusing_the_dcs_password_file_holds_every_request_until_the_file_i
 #[tokio::test]
 async fn an_em_that_refuses_connections_holds_every_request_until_it_answers() {
     let mut env = TestEnv::new(quick()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     env.cfg.em.as_mut().unwrap().url = format!("http://127.0.0.1:{port}");
     let health = Arc::new(Health::default());
     let metrics = serve_metrics(&env, Arc::clone(&health)).await;
@@ -211,9 +292,19 @@ async fn an_em_that_refuses_connections_holds_every_request_until_it_answers() {
     env.publisher().await.publish_all(&requests).await.unwrap();
     let ledger = env.ledger().await;
 
-    assert_held(&mut events, &metrics, &ledger, "em", &requests, "connection").await;
+    assert_held(
+        &mut events,
+        &metrics,
+        &ledger,
+        "em",
+        &requests,
+        "connection",
+    )
+    .await;
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let em = reaper::sim::spawn(quick(), addr).await.expect("the port is free");
+    let em = reaper::sim::spawn(quick(), addr)
+        .await
+        .expect("the port is free");
     // Probes back off to 16 s by now: the next one finds the EM.
     assert_released(&mut events, &metrics, "em", Duration::from_secs(90)).await;
     let stats = em.stats();

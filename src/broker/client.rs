@@ -88,9 +88,9 @@ impl RequestPublisher {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A request's outcome (`delete.*`).
-    Outcome(CloudEvent),
+    Outcome(Box<CloudEvent>),
     /// An endpoint's change of state (`endpoint.*`).
-    Endpoint(EndpointEvent),
+    Endpoint(Box<EndpointEvent>),
 }
 
 /// Watches the events exchange through an exclusive queue bound to `#`.
@@ -173,9 +173,9 @@ impl EventWatcher {
         let key = d.routing_key.to_string();
         let bad = |e| anyhow::anyhow!("an event ({key}) is not a reaper CloudEvent: {e}");
         let ev = if key.starts_with("endpoint.") {
-            Event::Endpoint(serde_json::from_slice(&d.data).map_err(bad)?)
+            Event::Endpoint(Box::new(serde_json::from_slice(&d.data).map_err(bad)?))
         } else {
-            Event::Outcome(serde_json::from_slice(&d.data).map_err(bad)?)
+            Event::Outcome(Box::new(serde_json::from_slice(&d.data).map_err(bad)?))
         };
         Ok((key, ev))
     }
@@ -187,8 +187,8 @@ impl EventWatcher {
     pub async fn next(&mut self) -> anyhow::Result<(String, CloudEvent)> {
         loop {
             match self.next_event().await? {
-                (key, Event::Outcome(ev)) => return Ok((key, ev)),
-                (key, Event::Endpoint(ev)) => self.endpoint_events.push((key, ev)),
+                (key, Event::Outcome(ev)) => return Ok((key, *ev)),
+                (key, Event::Endpoint(ev)) => self.endpoint_events.push((key, *ev)),
             }
         }
     }

@@ -74,7 +74,7 @@ impl Engine {
     }
 
     /// The health of every endpoint the engine calls.
-    pub fn endpoints(&self) -> impl Iterator<Item = &Arc<EndpointHealth>> {
+    fn endpoints(&self) -> impl Iterator<Item = &Arc<EndpointHealth>> {
         let em = self.em.values().map(|c| c.health());
         em.chain(self.dcs.values().map(|c| c.health()))
     }

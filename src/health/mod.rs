@@ -79,7 +79,7 @@ impl Status {
         Status {
             state: State::Up,
             since: now,
-            reason: "not contacted yet".into(),
+            reason: "no trouble seen".into(),
             failed_probes: 0,
             up_at: None,
         }

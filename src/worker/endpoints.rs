@@ -61,31 +61,23 @@ impl Endpoints {
         let mut probers = JoinSet::new();
         for c in self.em.values() {
             let client = Arc::clone(c);
-            let secrets = vec![client.password().clone()];
             let probe = move || {
                 let client = Arc::clone(&client);
                 async move { client.probe().await }
             };
-            probers.spawn(health::probe::run(
-                Arc::clone(c.health()),
-                secrets,
-                probe,
-                cancel.clone(),
-            ));
+            let secrets = vec![c.password().clone()];
+            let run = health::probe::run(Arc::clone(c.health()), secrets, probe, cancel.clone());
+            probers.spawn(run);
         }
         for c in self.dcs.values() {
             let client = Arc::clone(c);
-            let secrets = client.secrets();
             let probe = move || {
                 let client = Arc::clone(&client);
                 async move { client.probe().await }
             };
-            probers.spawn(health::probe::run(
-                Arc::clone(c.health()),
-                secrets,
-                probe,
-                cancel.clone(),
-            ));
+            let run =
+                health::probe::run(Arc::clone(c.health()), c.secrets(), probe, cancel.clone());
+            probers.spawn(run);
         }
         probers
     }

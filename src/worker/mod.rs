@@ -22,6 +22,7 @@ use broker_link::BrokerLink;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Runs the worker until `shutdown`, then stops it gracefully, reporting readiness to
 /// `health` (for `/readyz`). Returns an error only when it cannot start (ledger, endpoint
@@ -49,14 +50,16 @@ pub async fn run(
     let probes_stop = CancellationToken::new();
     let mut probers = endpoints.spawn_probers(&probes_stop);
     let reporter_stop = CancellationToken::new();
-    let reporter = tokio::spawn(endpoints::report(
+    // Every part is aborted when this future is dropped (a crash, in tests): nothing of a
+    // dropped worker goes on consuming or calling.
+    let reporter = AbortOnDropHandle::new(tokio::spawn(endpoints::report(
         transitions_rx,
         ledger.clone(),
         cfg.worker_name.clone(),
         Arc::clone(&outbox_wake),
         Arc::clone(&engine.wake),
         reporter_stop.clone(),
-    ));
+    )));
     let publisher_stop = CancellationToken::new();
     let link = BrokerLink {
         intake: intake(&cfg, &ledger, &engine, &outbox_wake),
@@ -69,7 +72,9 @@ pub async fn run(
         cfg: Arc::clone(&cfg),
         health,
     };
-    let link = tokio::spawn(link.run(shutdown.clone(), publisher_stop.clone()));
+    let link = AbortOnDropHandle::new(tokio::spawn(
+        link.run(shutdown.clone(), publisher_stop.clone()),
+    ));
 
     run_engine(&engine, &ledger, &cfg, &shutdown).await;
     probes_stop.cancel();
