@@ -1,5 +1,6 @@
-//! The outcome event contract (design 1.3): CloudEvents 1.0 JSON on the events exchange.
-//! Pure data: built by the engine from a ledger row, stored in the outbox, published as is.
+//! The event contracts (design 1.3): CloudEvents 1.0 JSON on the events exchange — a
+//! request's outcome event and an endpoint's `endpoint.*` events. Pure data: built by the
+//! engine (or the worker, for endpoints), stored in the outbox, published as is.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -119,9 +120,22 @@ pub struct EventData {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// A CloudEvents 1.0 envelope.
+/// The `data` of an endpoint event (`endpoint.down`, `endpoint.up`): no secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointData {
+    /// The endpoint's name (`em`, `dcs`, or its configured name).
+    pub endpoint: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// What failed (down), or how the probe that brought it back was answered (up).
+    pub reason: String,
+    /// When it entered this state.
+    pub since: DateTime<Utc>,
+}
+
+/// A CloudEvents 1.0 envelope; `data` is a request's outcome unless said otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CloudEvent {
+pub struct CloudEvent<D = EventData> {
     pub specversion: String,
     pub id: String,
     pub source: String,
@@ -130,8 +144,11 @@ pub struct CloudEvent {
     pub subject: Option<String>,
     pub time: DateTime<Utc>,
     pub datacontenttype: String,
-    pub data: EventData,
+    pub data: D,
 }
+
+/// An endpoint event.
+pub type EndpointEvent = CloudEvent<EndpointData>;
 
 /// The AMQP content type of a structured-mode CloudEvent.
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -160,8 +177,35 @@ impl CloudEvent {
             data,
         }
     }
+}
 
-    /// The routing key: the type without its `reaper.` prefix (`delete.succeeded`, …).
+impl EndpointEvent {
+    /// The event of an endpoint's change of state: type `reaper.endpoint.<state>`, subject the
+    /// endpoint's name, time and `data.since` the moment of the change. Its id is stable for
+    /// this change (endpoint, state, moment), so a re-sent copy is recognised as the same.
+    pub fn endpoint(worker: &str, data: EndpointData) -> Self {
+        let seed = format!(
+            "endpoint:{worker}:{}:{}:{}",
+            data.endpoint,
+            data.state,
+            data.since.timestamp_millis()
+        );
+        CloudEvent {
+            specversion: "1.0".into(),
+            id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes()).to_string(),
+            source: format!("reaper/{worker}"),
+            kind: format!("reaper.endpoint.{}", data.state),
+            subject: Some(data.endpoint.clone()),
+            time: data.since,
+            datacontenttype: "application/json".into(),
+            data,
+        }
+    }
+}
+
+impl<D: Serialize> CloudEvent<D> {
+    /// The routing key: the type without its `reaper.` prefix (`delete.succeeded`,
+    /// `endpoint.down`, …).
     pub fn routing_key(&self) -> &str {
         self.kind.strip_prefix("reaper.").unwrap_or(&self.kind)
     }
@@ -209,6 +253,42 @@ mod tests {
         assert_eq!(json["data"]["outcome"], "timed_out");
         assert_eq!(json["specversion"], "1.0");
         assert_eq!(json["subject"], "r-1");
+    }
+
+    #[test]
+    fn endpoint_events_carry_the_endpoint_and_a_stable_id_per_change() {
+        let data = |state: &str, since_ms| EndpointData {
+            endpoint: "em".into(),
+            state: state.into(),
+            reason: "logon refused for user `svc`".into(),
+            since: ms_to_time(since_ms),
+        };
+        let down = EndpointEvent::endpoint("w1", data("down", 1_000));
+        assert_eq!(down.routing_key(), "endpoint.down");
+        assert_eq!(down.kind, "reaper.endpoint.down");
+        assert_eq!(down.subject.as_deref(), Some("em"));
+        assert_eq!(down.time, ms_to_time(1_000));
+        assert_eq!(
+            down.id,
+            EndpointEvent::endpoint("w1", data("down", 1_000)).id
+        );
+        assert_ne!(
+            down.id,
+            EndpointEvent::endpoint("w1", data("down", 2_000)).id
+        );
+        let up = EndpointEvent::endpoint("w1", data("up", 1_000));
+        assert_eq!(up.routing_key(), "endpoint.up");
+        assert_ne!(up.id, down.id);
+        let json: serde_json::Value = serde_json::from_str(&down.to_json()).unwrap();
+        assert_eq!(json["data"]["endpoint"], "em");
+        assert_eq!(json["data"]["state"], "down");
+        assert_eq!(json["source"], "reaper/w1");
+        assert!(
+            json["data"]["since"]
+                .as_str()
+                .unwrap()
+                .starts_with("1970-01-01T00:00:01")
+        );
     }
 
     #[test]

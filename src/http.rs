@@ -14,8 +14,13 @@ pub enum ErrorClass {
     Permanent,
     /// Worth retrying later: connect/timeout errors, 408/429/5xx, and codes that mean "not now".
     Transient,
-    /// 401 after fresh credentials, or credentials refused: they are wrong.
+    /// 401 to a call made with fresh credentials.
     Unauthorized,
+    /// The endpoint cannot be used now: it does not answer (connection refused or reset, DNS,
+    /// TLS, timeout) or refuses reaper's own credentials (401/403 on the EM logon or the IAM
+    /// token call, a static DCS token refused). Not the request's failure: the endpoint is
+    /// marked down, the request waits without spending an attempt (design 1.7).
+    Unavailable,
 }
 
 /// TLS trust and timeouts of one endpoint.
@@ -81,6 +86,29 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
             .unwrap_or(Duration::ZERO)
             .min(MAX_RETRY_AFTER),
     )
+}
+
+/// Whether a transport error means the endpoint does not answer: a connect failure (refused,
+/// DNS, TLS), a timeout, or a connection reset or closed under the call. Other failures
+/// (an unreadable body, a bad redirect) are not the endpoint's absence.
+pub fn is_unavailable(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::*;
+    if e.is_connect() || e.is_timeout() || e.is_request() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | TimedOut
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A transport error as text: what failed, without the URL's query or any header.

@@ -6,11 +6,13 @@
 //!
 //! Map of the modules (dependencies point downwards):
 //! - [`cli`]: the subcommands (`run`, `simulate`, `demo`, `enqueue`, `status`, `report`).
-//! - [`engine`]: the dispatcher, poller and verifier driven by the ledger, and the worker wiring.
+//! - [`worker`]: the composition root: builds and supervises the parts of `reaper run`.
+//! - [`engine`]: the dispatcher, poller and verifier driven by the ledger.
 //! - [`broker`]: RabbitMQ topology, intake (consumer) and the outbox publisher.
 //! - [`ledger`]: the SQLite ledger and outbox.
 //! - [`em`]: the Enterprise Manager client and wire codecs.
 //! - [`dcs`]: the Huawei Cloud DCS client (IAM tokens, error classes, wire shapes).
+//! - [`health`]: whether each endpoint is up or down, and its prober.
 //! - [`limit`], [`retry`], [`http`]: call budgets, backoff policy, HTTP plumbing.
 //! - [`metrics`]: `/metrics`, `/healthz`, `/readyz` for operators.
 //! - [`request`], [`event`]: the message contracts.
@@ -25,6 +27,7 @@ pub mod dcs;
 pub mod em;
 pub mod engine;
 pub mod event;
+pub mod health;
 pub mod http;
 pub mod ledger;
 pub mod limit;
@@ -32,3 +35,4 @@ pub mod metrics;
 pub mod request;
 pub mod retry;
 pub mod sim;
+pub mod worker;

@@ -270,7 +270,7 @@ async fn a_refused_dcs_delete_reports_the_error_code_message_and_request_id() {
         ..SimConfig::default()
     })
     .await;
-    let mut env = env.with_dcs(DcsAuth::Static(Secret::new("static-pipeline-token")));
+    let mut env = env.with_dcs(DcsAuth::Static(Secret::new("static-pipeline-token").into()));
     env.cfg.dcs.as_mut().unwrap().not_found_is_absent = false;
     let mut events = env.watcher().await;
     let worker = env.start_worker();

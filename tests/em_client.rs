@@ -4,6 +4,7 @@
 use reaper::config::{EmSettings, Secret};
 use reaper::em::codec::{Format, TaskState};
 use reaper::em::{DeleteAnswer, EmClient, ErrorClass, Poll, Presence};
+use reaper::health::EndpointHealth;
 use reaper::http::HttpSettings;
 use reaper::limit::{Budget, Limiter};
 use reaper::sim::{Inventory, InventoryJob, SimConfig, SimHandle};
@@ -36,7 +37,7 @@ fn client_with(sim: &SimHandle, format: Format, password: &str) -> EmClient {
         name: "em".into(),
         url: sim.base_url(),
         username: "reaper".into(),
-        password: Secret::new(password),
+        password: Secret::new(password).into(),
         format,
         http: HttpSettings::default(),
         budget: Budget {
@@ -45,7 +46,9 @@ fn client_with(sim: &SimHandle, format: Format, password: &str) -> EmClient {
             max_in_flight: 256,
         },
     };
-    EmClient::new(&settings, Arc::new(Limiter::new(settings.budget))).unwrap()
+    let limiter = Arc::new(Limiter::new(settings.budget));
+    let health = Arc::new(EndpointHealth::detached("em"));
+    EmClient::new(&settings, limiter, health).unwrap()
 }
 
 async fn until_finished(c: &EmClient, task: &str, session: &str) -> reaper::em::codec::Task {
@@ -254,7 +257,7 @@ async fn em_error_bodies_reach_the_caller_in_both_formats() {
 }
 
 #[tokio::test]
-async fn wrong_credentials_are_unauthorized_and_never_echo_the_password() {
+async fn wrong_credentials_take_the_endpoint_down_after_one_logon_and_never_echo_the_password() {
     let s = sim(SimConfig {
         password: "right".into(),
         ..fast()
@@ -262,9 +265,19 @@ async fn wrong_credentials_are_unauthorized_and_never_echo_the_password() {
     .await;
     let c = client_with(&s, Format::Xml, "hunter2-wrong");
     let e = c.delete(&format!("/api/jobs/{JOB}")).await.unwrap_err();
-    assert_eq!(e.class, ErrorClass::Unauthorized);
+    assert_eq!(e.class, ErrorClass::Unavailable, "the endpoint is down");
+    assert_eq!(e.status, Some(401));
     assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
     assert!(e.to_string().contains("REAPER_EM_USERNAME"), "{e}");
+    assert!(c.health().is_down());
+    // Down: the next call is refused without another logon (no account lockout).
+    let again = c.delete(&format!("/api/jobs/{JOB}")).await.unwrap_err();
+    assert_eq!(again.class, ErrorClass::Unavailable);
+    assert!(again.to_string().contains("is down"), "{again}");
+    assert_eq!(s.stats().logons_refused, 1);
+    // The prober's logon still goes out, and is refused again.
+    assert!(c.probe().await.unwrap_err().contains("logon refused"));
+    assert_eq!(s.stats().logons_refused, 2);
     s.shutdown().await;
 }
 

@@ -366,7 +366,8 @@ async fn a_task_of_another_logon_session_is_refused_and_says_why() {
     // Another client (an operator's script) starts a task in its own logon session.
     let settings = env.cfg.em.clone().unwrap();
     let limiter = std::sync::Arc::new(reaper::limit::Limiter::new(settings.budget));
-    let other = reaper::em::EmClient::new(&settings, limiter).unwrap();
+    let health = std::sync::Arc::new(reaper::health::EndpointHealth::detached("other"));
+    let other = reaper::em::EmClient::new(&settings, limiter, health).unwrap();
     let answer = other
         .delete(&format!("/api/jobs/{}", guid()))
         .await

@@ -6,6 +6,7 @@
 use reaper::config::{Config, EmSettings, Secret};
 use reaper::em::codec::{Format, TaskState};
 use reaper::em::{DeleteAnswer, EmClient, ErrorClass, Poll, Presence};
+use reaper::health::EndpointHealth;
 use reaper::http::HttpSettings;
 use reaper::limit::{Budget, Limiter};
 use reaper::sim::{SimConfig, SimHandle, SimTls};
@@ -88,7 +89,7 @@ fn client(sim: &SimHandle, http: HttpSettings) -> EmClient {
         name: "em".into(),
         url: sim.base_url(),
         username: "reaper".into(),
-        password: Secret::new("reaper"),
+        password: Secret::new("reaper").into(),
         format: Format::Xml,
         http,
         budget: Budget {
@@ -97,7 +98,9 @@ fn client(sim: &SimHandle, http: HttpSettings) -> EmClient {
             max_in_flight: 16,
         },
     };
-    EmClient::new(&settings, Arc::new(Limiter::new(settings.budget))).unwrap()
+    let limiter = Arc::new(Limiter::new(settings.budget));
+    let health = Arc::new(EndpointHealth::detached("em"));
+    EmClient::new(&settings, limiter, health).unwrap()
 }
 
 fn delete_calls(sim: &SimHandle) -> u64 {
@@ -149,7 +152,11 @@ async fn default_trust_refuses_a_privately_signed_certificate_and_deletes_nothin
     assert!(s.base_url().starts_with("https://127.0.0.1:"));
     let c = client(&s, HttpSettings::default());
     let e = c.delete(&format!("/api/jobs/{JOB}")).await.unwrap_err();
-    assert_eq!(e.class, ErrorClass::Transient, "{e}");
+    assert_eq!(
+        e.class,
+        ErrorClass::Unavailable,
+        "the endpoint is down: {e}"
+    );
     assert_eq!(e.status, None, "a transport error: {e}");
     assert!(
         e.message.to_lowercase().contains("certificate"),
@@ -269,7 +276,7 @@ fn a_ca_file_that_is_not_pem_stops_start_up_naming_its_key() {
 }
 
 #[tokio::test]
-async fn the_request_timeout_is_a_transient_timeout_error() {
+async fn the_request_timeout_makes_the_endpoint_unavailable() {
     let pki = Pki::new();
     let s = sim(SimConfig {
         latency: Duration::from_secs(2),
@@ -285,7 +292,11 @@ async fn the_request_timeout_is_a_transient_timeout_error() {
         },
     );
     let e = c.delete(&format!("/api/jobs/{JOB}")).await.unwrap_err();
-    assert!(e.is_transient(), "{e}");
+    assert_eq!(
+        e.class,
+        ErrorClass::Unavailable,
+        "the endpoint is down: {e}"
+    );
     assert_eq!(e.status, None, "{e}");
     assert!(e.message.contains("timed out"), "{e}");
     assert_eq!(delete_calls(&s), 0, "the logon never finished");

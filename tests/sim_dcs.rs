@@ -8,6 +8,7 @@ use common::{dcs_settings, iam_auth, task_id};
 use reaper::config::{DcsAuth, Secret};
 use reaper::dcs::wire::TaskList;
 use reaper::dcs::{DcsClient, DcsError, ErrorClass, Origin};
+use reaper::health::EndpointHealth;
 use reaper::limit::{Budget, Limiter};
 use reaper::sim::{SimConfig, SimHandle};
 use std::sync::Arc;
@@ -37,11 +38,12 @@ fn client(sim: &SimHandle, auth: DcsAuth) -> DcsClient {
         burst: 100,
         max_in_flight: 32,
     }));
-    DcsClient::new(&dcs_settings(sim, auth), limiter).unwrap()
+    let health = Arc::new(EndpointHealth::detached("dcs"));
+    DcsClient::new(&dcs_settings(sim, auth), limiter, health).unwrap()
 }
 
 fn static_auth() -> DcsAuth {
-    DcsAuth::Static(Secret::new(STATIC))
+    DcsAuth::Static(Secret::new(STATIC).into())
 }
 
 fn err_code(r: &Result<impl std::fmt::Debug, DcsError>) -> (ErrorClass, Option<u16>, Option<&str>) {
@@ -172,14 +174,15 @@ async fn refusals_carry_dcs_codes_and_both_error_shapes_decode() {
         iam_url: sim.base_url(),
         domain: "reaper".into(),
         username: "reaper".into(),
-        password: Secret::new("wrong-password-xyz"),
+        password: Secret::new("wrong-password-xyz").into(),
     };
     let refused = client(&sim, wrong)
         .delete_task("other", INSTANCE, &task_id())
         .await;
     assert_eq!(
         err_code(&refused),
-        (ErrorClass::Unauthorized, Some(401), Some("401"))
+        (ErrorClass::Unavailable, Some(401), Some("401")),
+        "IAM refusing the password takes the endpoint down"
     );
     let e = refused.unwrap_err();
     assert_eq!(e.origin, Origin::Iam);
@@ -196,18 +199,42 @@ async fn refusals_carry_dcs_codes_and_both_error_shapes_decode() {
 #[tokio::test]
 async fn a_static_token_that_is_refused_is_not_renewed() {
     let sim = start(with_static_token()).await;
-    let dcs = client(&sim, DcsAuth::Static(Secret::new("not-the-token")));
+    let dcs = client(&sim, DcsAuth::Static(Secret::new("not-the-token").into()));
     let r = dcs.delete_task(PROJECT, INSTANCE, TASK).await;
     assert_eq!(
         err_code(&r),
-        (ErrorClass::Unauthorized, Some(401), Some("DCS.1001"))
+        (ErrorClass::Unavailable, Some(401), Some("DCS.1001")),
+        "the one token is refused: the endpoint is down"
     );
-    assert!(!r.unwrap_err().to_string().contains("not-the-token"));
+    let e = r.unwrap_err();
+    assert!(!e.to_string().contains("not-the-token"));
+    assert!(e.to_string().contains("REAPER_DCS_TOKEN"), "{e}");
+    assert!(dcs.health().is_down());
     let stats = sim.stats();
     assert_eq!(
         stats.total_calls, 1,
         "one call, no IAM, no retry: {stats:?}"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_static_token_file_is_read_again_when_dcs_refuses_the_token() {
+    let sim = start(with_static_token()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "an-old-token\n").unwrap();
+    let source = reaper::config::SecretSource::file(&path).unwrap();
+    let dcs = client(&sim, DcsAuth::Static(source));
+    // Rotated under the client: the first call still carries the old token, is refused, and
+    // is sent once more with the file's new content.
+    std::fs::write(&path, format!("{STATIC}\n")).unwrap();
+    let done = dcs.delete_task(PROJECT, INSTANCE, TASK).await.unwrap();
+    assert_eq!(done.status, 200);
+    let stats = sim.stats();
+    assert_eq!(stats.statuses.get("401"), Some(&1), "{stats:?}");
+    assert_eq!(stats.total_calls, 2, "{stats:?}");
+    assert!(!dcs.health().is_down());
     sim.shutdown().await;
 }
 

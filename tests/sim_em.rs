@@ -124,6 +124,8 @@ async fn logon_answers_201_with_a_token_header_a_cookie_and_a_session_and_reject
 
     let wrong = em.logon_as("reaper", "nope").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(sim.stats().logons_refused, 1);
+    assert_eq!(sim.stats().logons, 1);
     assert_eq!(wrong.headers["www-authenticate"], "Basic Realm=RestSvc");
     assert!(wrong.headers.get("x-restsvcsessionid").is_none());
     assert!(!wrong.error_message(Format::Xml).is_empty());
@@ -550,6 +552,12 @@ async fn logging_off_ends_the_session_and_expire_sessions_forgets_every_session(
     let em = Em::new(&sim);
     let (a, session) = em.logon().await;
     let (b, _) = em.logon().await;
+    let read = em
+        .call(Method::GET, &format!("/logonSessions/{session}"), &b)
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "any live session can read it");
+    let read_session = decode_logon_session(Format::Xml, &read.body).unwrap();
+    assert_eq!(read_session.session_id, session.to_string());
     let off = em
         .call(Method::DELETE, &format!("/logonSessions/{session}"), &a)
         .await;
@@ -566,6 +574,10 @@ async fn logging_off_ends_the_session_and_expire_sessions_forgets_every_session(
         )
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let gone = em
+        .call(Method::GET, &format!("/logonSessions/{session}"), &b)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "logged off");
     assert_eq!(sim.stats().logoffs, 1);
 
     sim.expire_sessions();

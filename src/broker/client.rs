@@ -3,7 +3,7 @@
 //! one's own.
 
 use crate::config::Topology;
-use crate::event::CloudEvent;
+use crate::event::{CloudEvent, EndpointEvent};
 use crate::request::RequestWire;
 use futures_util::StreamExt;
 use lapin::options::{
@@ -84,11 +84,22 @@ impl RequestPublisher {
     }
 }
 
+/// An event from the events exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A request's outcome (`delete.*`).
+    Outcome(Box<CloudEvent>),
+    /// An endpoint's change of state (`endpoint.*`).
+    Endpoint(Box<EndpointEvent>),
+}
+
 /// Watches the events exchange through an exclusive queue (bound to `#` unless told).
 pub struct EventWatcher {
     ch: Channel,
     consumer: Consumer,
     pub queue: String,
+    /// Endpoint events met by [`EventWatcher::next`] on its way to an outcome.
+    endpoint_events: Vec<(String, EndpointEvent)>,
 }
 
 impl EventWatcher {
@@ -151,6 +162,7 @@ impl EventWatcher {
             ch,
             consumer,
             queue,
+            endpoint_events: Vec::new(),
         })
     }
 
@@ -159,17 +171,40 @@ impl EventWatcher {
         let _ = self.ch.close(200, "watcher closed".into()).await;
     }
 
-    /// The next event, with its routing key.
+    /// The next event of any kind, with its routing key.
     ///
     /// Cancel safety: safe; an event not yet taken stays in the consumer's buffer.
-    pub async fn next(&mut self) -> anyhow::Result<(String, CloudEvent)> {
+    pub async fn next_event(&mut self) -> anyhow::Result<(String, Event)> {
         let d = self
             .consumer
             .next()
             .await
             .ok_or_else(|| anyhow::anyhow!("the event consumer was closed"))??;
-        let ev: CloudEvent = serde_json::from_slice(&d.data)
-            .map_err(|e| anyhow::anyhow!("an event is not a reaper CloudEvent: {e}"))?;
-        Ok((d.routing_key.to_string(), ev))
+        let key = d.routing_key.to_string();
+        let bad = |e| anyhow::anyhow!("an event ({key}) is not a reaper CloudEvent: {e}");
+        let ev = if key.starts_with("endpoint.") {
+            Event::Endpoint(Box::new(serde_json::from_slice(&d.data).map_err(bad)?))
+        } else {
+            Event::Outcome(Box::new(serde_json::from_slice(&d.data).map_err(bad)?))
+        };
+        Ok((key, ev))
+    }
+
+    /// The next request outcome event, with its routing key. Endpoint events that come
+    /// before it are kept for [`EventWatcher::take_endpoint_events`].
+    ///
+    /// Cancel safety: safe; an event not yet taken stays in the consumer's buffer.
+    pub async fn next(&mut self) -> anyhow::Result<(String, CloudEvent)> {
+        loop {
+            match self.next_event().await? {
+                (key, Event::Outcome(ev)) => return Ok((key, *ev)),
+                (key, Event::Endpoint(ev)) => self.endpoint_events.push((key, *ev)),
+            }
+        }
+    }
+
+    /// The endpoint events [`EventWatcher::next`] met so far (taken: each is returned once).
+    pub fn take_endpoint_events(&mut self) -> Vec<(String, EndpointEvent)> {
+        std::mem::take(&mut self.endpoint_events)
     }
 }

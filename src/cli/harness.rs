@@ -55,7 +55,7 @@ impl Harness {
                 name: "em".into(),
                 url: sim.base_url(),
                 username: "reaper".into(),
-                password: Secret::new("reaper"),
+                password: Secret::new("reaper").into(),
                 format: spec.format,
                 http: HttpSettings::default(),
                 budget: spec.budget,
@@ -75,7 +75,11 @@ impl Harness {
         crate::broker::declare(&setup, &cfg.topology).await?;
         let events = EventWatcher::new(&conn, &cfg.topology).await?;
         let cancel = CancellationToken::new();
-        let worker = tokio::spawn(super::run_worker(cfg.clone(), cancel.clone()));
+        let worker = tokio::spawn(crate::worker::run(
+            cfg.clone(),
+            cancel.clone(),
+            Default::default(),
+        ));
         Ok(Harness {
             sim,
             cfg,
@@ -92,7 +96,11 @@ impl Harness {
     pub async fn crash_and_restart(&mut self) {
         self.worker.abort();
         let _ = (&mut self.worker).await;
-        self.worker = tokio::spawn(super::run_worker(self.cfg.clone(), self.cancel.clone()));
+        self.worker = tokio::spawn(crate::worker::run(
+            self.cfg.clone(),
+            self.cancel.clone(),
+            Default::default(),
+        ));
     }
 
     /// Publishes requests with confirms, in chunks.

@@ -257,7 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
-            let result = run_worker_with(cfg, cancel.clone(), health).await;
+            let result = crate::worker::run(cfg, cancel.clone(), health).await;
             cancel.cancel();
             if let Some(m) = metrics {
                 let _ = m.await;
@@ -285,38 +285,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { request_id } => ops::status(request_id.as_deref()).await,
         Command::Report { batch, format } => ops::report(&batch, format).await,
         Command::Prune { finished_before } => ops::prune(finished_before).await,
-    }
-}
-
-/// Runs the worker, restarting it with back-off when a part fails (e.g. the broker went
-/// away); every restart resumes from the ledger.
-pub async fn run_worker(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
-    run_worker_with(cfg, cancel, std::sync::Arc::default()).await
-}
-
-/// [`run_worker`], reporting readiness to `health`.
-pub async fn run_worker_with(
-    cfg: Config,
-    cancel: CancellationToken,
-    health: std::sync::Arc<crate::metrics::Health>,
-) -> anyhow::Result<()> {
-    let mut failures = 0u32;
-    loop {
-        let run =
-            crate::engine::worker::run_with_health(cfg.clone(), cancel.clone(), health.clone());
-        match run.await {
-            Ok(()) => return Ok(()),
-            Err(e) if cancel.is_cancelled() => return Err(e),
-            Err(e) => {
-                failures += 1;
-                let delay = crate::retry::Backoff::RECONNECT.delay(failures);
-                tracing::error!(error = format!("{e:#}"), retry_in = ?delay, "worker stopped; restarting");
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
     }
 }
 

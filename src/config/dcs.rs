@@ -1,7 +1,7 @@
 //! The Huawei Cloud DCS endpoint's settings: its URL, how it authenticates (a static token or
 //! IAM password credentials), TLS trust and its own call budget.
 
-use super::{ConfigError, Secret, Source, check_budget, check_ca_file, err, http_url};
+use super::{ConfigError, SecretSource, Source, check_budget, check_ca_file, err, http_url};
 use crate::http::HttpSettings;
 use crate::limit::Budget;
 use std::path::PathBuf;
@@ -10,15 +10,17 @@ use std::time::Duration;
 /// How reaper authenticates to Huawei Cloud DCS.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DcsAuth {
-    /// A fixed IAM token (`REAPER_DCS_TOKEN` / `REAPER_DCS_TOKEN_FILE`), sent as is.
-    Static(Secret),
+    /// A fixed IAM token (`REAPER_DCS_TOKEN` / `REAPER_DCS_TOKEN_FILE`), sent as is; a file
+    /// is read again when DCS refuses the token and when it changes.
+    Static(SecretSource),
     /// Password credentials exchanged at IAM (`POST {iam_url}/v3/auth/tokens`) for
     /// project-scoped tokens, cached and refreshed before expiry.
     Iam {
         iam_url: String,
         domain: String,
         username: String,
-        password: Secret,
+        /// Re-read from its file (if given as one) when IAM refuses it or it changes.
+        password: SecretSource,
     },
 }
 

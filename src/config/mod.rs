@@ -14,30 +14,12 @@ use std::time::Duration;
 mod dcs;
 mod errors;
 mod file;
+mod secret;
 
 pub use dcs::{DcsAuth, DcsSettings};
 pub use errors::ConfigError;
 use errors::{bad_value, err, shown};
-
-/// A credential. Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use secret::{FILE_RECHECK, Secret, SecretSource};
 
 /// The broker topology names (design 1.1).
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +55,8 @@ pub struct EmSettings {
     pub name: String,
     pub url: String,
     pub username: String,
-    pub password: Secret,
+    /// The password, re-read from its file (if given as one) when EM refuses it or it changes.
+    pub password: SecretSource,
     pub format: Format,
     pub http: HttpSettings,
     pub budget: Budget,
@@ -176,21 +159,20 @@ impl Source {
                 .map_err(|e| bad_value(key, v, "is not a duration like 30s or 1h", e)),
         }
     }
-    /// A secret from `KEY` or from the file named by `KEY_FILE` (not both).
-    fn secret(&self, key: &str) -> Result<Option<Secret>, ConfigError> {
+    /// A secret from `KEY` or from the file named by `KEY_FILE` (not both). A file is read
+    /// now (so a missing one stops start-up) and kept as its path, to be read again later.
+    fn secret(&self, key: &str) -> Result<Option<SecretSource>, ConfigError> {
         let file_key = format!("{key}_FILE");
         match (self.get(key), self.get(&file_key)) {
             (Some(_), Some(_)) => Err(err(key, format!("set {key} or {file_key}, not both"))),
-            (Some(v), None) => Ok(Some(Secret::new(v))),
-            (None, Some(path)) => std::fs::read_to_string(path.trim())
-                .map(|s| Some(Secret::new(s.trim_end_matches(['\r', '\n']))))
-                .map_err(|e| {
-                    let e = e.kind(); // the kind only: an OS message may quote the path
-                    err(
-                        &file_key,
-                        format!("cannot read {}: {e}", shown(&file_key, path)),
-                    )
-                }),
+            (Some(v), None) => Ok(Some(SecretSource::value(Secret::new(v)))),
+            (None, Some(path)) => SecretSource::file(path.trim()).map(Some).map_err(|e| {
+                let e = e.kind(); // the kind only: an OS message may quote the path
+                err(
+                    &file_key,
+                    format!("cannot read {}: {e}", shown(&file_key, path)),
+                )
+            }),
             (None, None) => Ok(None),
         }
     }

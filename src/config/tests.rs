@@ -79,7 +79,12 @@ fn a_password_file_is_read_and_a_toml_file_sits_under_the_environment() {
     assert_eq!(c.ledger, PathBuf::from("x.db"));
     let em = c.em.unwrap();
     assert_eq!(em.budget.rate_per_sec, 5.0);
-    assert_eq!(em.password.expose(), "s3cret");
+    assert_eq!(em.password.current().expose(), "s3cret");
+    assert_eq!(
+        em.password.path(),
+        Some(pw.as_path()),
+        "kept to be read again"
+    );
 }
 
 #[test]

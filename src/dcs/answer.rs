@@ -43,9 +43,16 @@ pub(super) async fn read(origin: Origin, resp: reqwest::Response) -> Result<Answ
     })
 }
 
-/// A connect/timeout/body failure, described without URL query or headers.
+/// A connect/timeout/body failure, described without URL query or headers:
+/// [`super::ErrorClass::Unavailable`] when the endpoint does not answer (connect, DNS, TLS, timeout,
+/// reset), else transient.
 pub(super) fn transport_error(origin: Origin, e: &reqwest::Error) -> DcsError {
-    DcsError::transport(origin, crate::http::describe(e))
+    let message = crate::http::describe(e);
+    if crate::http::is_unavailable(e) {
+        DcsError::unavailable(origin, message)
+    } else {
+        DcsError::transport(origin, message)
+    }
 }
 
 impl Answer {

@@ -56,6 +56,14 @@ impl DcsError {
         }
     }
 
+    /// The endpoint cannot be used (it does not answer, or it is known to be down).
+    pub fn unavailable(origin: Origin, message: impl Into<String>) -> Self {
+        DcsError {
+            class: ErrorClass::Unavailable,
+            ..DcsError::transport(origin, message)
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         self.class == ErrorClass::Transient
     }

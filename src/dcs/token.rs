@@ -3,13 +3,18 @@
 //! renewed before they expire or when DCS answers 401. Renewal is single-flight per project:
 //! concurrent callers wait on one IAM call and all get its token.
 //!
+//! IAM refusing the credentials (401/403), or not answering, marks the endpoint down; the
+//! password file is read again when IAM refuses it. A static token comes from its source as
+//! it is now (a rotated token file is picked up).
+//!
 //! Tokens and the password live in [`Secret`]s: never logged, never put into an error.
 
 use super::answer::{read, transport_error};
 use super::cache::{Gate, ProjectTokens};
 use super::error::{DcsError, ErrorClass, Origin};
 use super::wire::{SUBJECT_TOKEN_HEADER, TokenBody, auth_request};
-use crate::config::Secret;
+use crate::config::{Secret, SecretSource};
+use crate::health::EndpointHealth;
 use crate::limit::Limiter;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,9 +43,21 @@ impl Token {
     }
 }
 
+/// Who makes a call: work for requests (refused at once while the endpoint is down), or the
+/// prober (which is how a down endpoint comes back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Work,
+    Probe,
+}
+
 /// Where tokens come from.
 pub(super) enum Tokens {
-    Static(Arc<Token>),
+    /// A static token: the source's value, and the token made of it last.
+    Static {
+        source: SecretSource,
+        token: Mutex<Arc<Token>>,
+    },
     Iam(Box<Iam>),
 }
 
@@ -52,31 +69,38 @@ pub(super) struct Iam {
     pub url: String,
     pub domain: String,
     pub username: String,
-    pub password: Secret,
+    pub password: SecretSource,
+    pub health: Arc<EndpointHealth>,
     /// Tokens and renewal gates per project, bounded (see `cache.rs`).
     pub projects: Mutex<ProjectTokens>,
 }
 
 impl Tokens {
-    pub fn fixed(token: Secret) -> Self {
-        Tokens::Static(Arc::new(Token {
-            value: token,
-            renew_at: None,
-        }))
+    pub fn fixed(source: SecretSource) -> Self {
+        let token = Mutex::new(static_token(source.current()));
+        Tokens::Static { source, token }
     }
 
     /// A token for `project_id`: the cached one while fresh (and not `refused`), else a
-    /// new one.
+    /// new one. A static token is its source's current value.
     pub async fn get(
         &self,
         project_id: &str,
         refused: Option<&Arc<Token>>,
+        purpose: Purpose,
     ) -> Result<Arc<Token>, DcsError> {
         match self {
-            Tokens::Static(t) => Ok(Arc::clone(t)),
+            Tokens::Static { source, token } => {
+                let value = source.current();
+                let mut t = token.lock().unwrap_or_else(|e| e.into_inner());
+                if t.value != value {
+                    *t = static_token(value);
+                }
+                Ok(Arc::clone(&t))
+            }
             Tokens::Iam(iam) => match iam.cached(project_id) {
                 Some(t) if t.is_fresh() && refused.is_none_or(|r| !Arc::ptr_eq(r, &t)) => Ok(t),
-                _ => iam.renew(project_id, refused).await,
+                _ => iam.renew(project_id, refused, purpose).await,
             },
         }
     }
@@ -87,10 +111,28 @@ impl Tokens {
         &self,
         project_id: &str,
         stale: &Arc<Token>,
+        purpose: Purpose,
     ) -> Result<Arc<Token>, DcsError> {
         match self {
-            Tokens::Static(t) => Ok(Arc::clone(t)),
-            Tokens::Iam(iam) => iam.renew(project_id, Some(stale)).await,
+            Tokens::Static { .. } => self.get(project_id, None, purpose).await,
+            Tokens::Iam(iam) => iam.renew(project_id, Some(stale), purpose).await,
+        }
+    }
+
+    /// DCS refused the static token: reads its file again. Returns whether it changed (then
+    /// the call is worth sending once more).
+    pub fn reload_static(&self) -> bool {
+        match self {
+            Tokens::Static { source, .. } => source.reload(),
+            Tokens::Iam(_) => false,
+        }
+    }
+
+    /// The secrets whose files the prober watches.
+    pub fn secrets(&self) -> Vec<SecretSource> {
+        match self {
+            Tokens::Static { source, .. } => vec![source.clone()],
+            Tokens::Iam(iam) => vec![iam.password.clone()],
         }
     }
 
@@ -98,6 +140,13 @@ impl Tokens {
     pub fn is_renewable(&self) -> bool {
         matches!(self, Tokens::Iam(_))
     }
+}
+
+fn static_token(value: Secret) -> Arc<Token> {
+    Arc::new(Token {
+        value,
+        renew_at: None,
+    })
 }
 
 impl Iam {
@@ -116,23 +165,26 @@ impl Iam {
     }
 
     /// Replaces `stale` (or the absent token) with a new one, unless another caller already
-    /// did. Single-flight per project.
+    /// did. Single-flight per project; callers that waited on a call that marked the
+    /// endpoint down get its error without calling IAM themselves.
     ///
     /// Cancel safety: cancelled half-way, the old token (if any) stays cached.
     async fn renew(
         &self,
         project_id: &str,
         stale: Option<&Arc<Token>>,
+        purpose: Purpose,
     ) -> Result<Arc<Token>, DcsError> {
         let gate = self.gate(project_id);
         let _one_at_a_time = gate.lock().await;
+        self.check_up(purpose)?;
         if let Some(cur) = self.cached(project_id) {
             let replaced = stale.is_none_or(|s| !Arc::ptr_eq(s, &cur));
             if replaced && cur.is_fresh() {
                 return Ok(cur);
             }
         }
-        let token = Arc::new(self.fetch(project_id).await?);
+        let token = Arc::new(self.fetch(project_id, purpose).await?);
         self.projects
             .lock()
             .expect("lock poisoned")
@@ -140,15 +192,44 @@ impl Iam {
         Ok(token)
     }
 
+    /// Refuses a call for work while the endpoint is down.
+    fn check_up(&self, purpose: Purpose) -> Result<(), DcsError> {
+        match self.health.down_reason() {
+            Some(reason) if purpose == Purpose::Work => Err(DcsError::unavailable(
+                Origin::Iam,
+                down(&self.health, &reason),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks IAM for a token. Refused, it reads the password file again and, when it changed,
+    /// asks once more; still refused (or not answered), it marks the endpoint down.
+    async fn fetch(&self, project_id: &str, purpose: Purpose) -> Result<Token, DcsError> {
+        let result = match self.try_fetch(project_id, purpose).await {
+            Err(e) if refused(&e) && self.password.reload() => {
+                tracing::info!("the DCS (IAM) password file changed: asking IAM again");
+                self.try_fetch(project_id, purpose).await
+            }
+            other => other,
+        };
+        result.map_err(|e| if refused(&e) { self.troubled(e) } else { e })
+    }
+
+    /// Reports an [`ErrorClass::Unavailable`] error to the endpoint's health.
+    fn troubled(&self, e: DcsError) -> DcsError {
+        if e.class == ErrorClass::Unavailable {
+            self.health.trouble(&e.to_string());
+        }
+        e
+    }
+
     /// One IAM call, through the endpoint's limiter.
-    async fn fetch(&self, project_id: &str) -> Result<Token, DcsError> {
-        let body = auth_request(
-            &self.domain,
-            &self.username,
-            self.password.expose(),
-            project_id,
-        );
+    async fn try_fetch(&self, project_id: &str, purpose: Purpose) -> Result<Token, DcsError> {
         let _permit = self.limiter.acquire().await;
+        self.check_up(purpose)?;
+        let password = self.password.current();
+        let body = auth_request(&self.domain, &self.username, password.expose(), project_id);
         let resp = self
             .http
             .post(&self.url)
@@ -159,13 +240,15 @@ impl Iam {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| transport_error(Origin::Iam, &e))?;
+            .map_err(|e| self.troubled(transport_error(Origin::Iam, &e)))?;
         let token = resp
             .headers()
             .get(SUBJECT_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(|v| Secret::new(v.trim()));
-        let answer = read(Origin::Iam, resp).await?;
+        let answer = read(Origin::Iam, resp)
+            .await
+            .map_err(|e| self.troubled(e))?;
         if !answer.status.is_success() {
             if let Some(d) = answer.retry_after
                 && matches!(answer.status.as_u16(), 429 | 503)
@@ -190,8 +273,8 @@ impl Iam {
 
     /// IAM refusing the credentials is a configuration problem: say which keys to check.
     fn refusal(&self, mut e: DcsError) -> DcsError {
-        if e.status == Some(401) {
-            e.class = ErrorClass::Unauthorized;
+        if matches!(e.status, Some(401 | 403)) {
+            e.class = ErrorClass::Unavailable;
             e.message = format!(
                 "IAM refused user `{}` of domain `{}` ({}): check REAPER_DCS_USERNAME, \
                  REAPER_DCS_DOMAIN and the password",
@@ -200,6 +283,19 @@ impl Iam {
         }
         e
     }
+}
+
+/// Whether IAM (or DCS, for a static token) refused reaper's credentials.
+pub(super) fn refused(e: &DcsError) -> bool {
+    e.class == ErrorClass::Unavailable && e.status.is_some()
+}
+
+/// The message of a call refused because the endpoint is down.
+pub(super) fn down(health: &EndpointHealth, reason: &str) -> String {
+    format!(
+        "endpoint `{}` is down ({reason}): waiting for it",
+        health.name()
+    )
 }
 
 /// A token's lifetime by IAM's own clock (`expires_at - issued_at`, so clock skew between

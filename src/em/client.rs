@@ -1,10 +1,13 @@
 //! The Enterprise Manager client: one logon session per endpoint shared by every call,
 //! single-flight re-logon on 401, exactly one `Accept` value, no cookie store, and every call
-//! through the endpoint's [`Limiter`]. Knows nothing of the ledger or the broker.
+//! through the endpoint's [`Limiter`]. Endpoint trouble (no answer, logon refused) marks the
+//! endpoint's [`EndpointHealth`] down; while it is down no call is made but the prober's
+//! (logons and probes live in `session.rs`). Knows nothing of the ledger or the broker.
 
 use super::codec::{self, Format, Task};
 use super::error::{EmError, ErrorClass, classify, is_lost_task_message};
-use crate::config::{EmSettings, Secret};
+use crate::config::{EmSettings, Secret, SecretSource};
+use crate::health::EndpointHealth;
 use crate::limit::Limiter;
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, Mutex};
@@ -14,9 +17,17 @@ use std::time::Duration;
 pub const TOKEN_HEADER: &str = "X-RestSvcSessionId";
 
 /// One EM logon session. The GUID identifies it (and logs it off); the token authorises calls.
-struct Session {
-    guid: String,
-    token: Secret,
+pub(super) struct Session {
+    pub guid: String,
+    pub token: Secret,
+}
+
+/// Who makes a call: work for requests (refused at once while the endpoint is down), or the
+/// prober (which is how a down endpoint comes back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Work,
+    Probe,
 }
 
 /// What a DELETE answered.
@@ -53,27 +64,33 @@ pub enum Presence {
 }
 
 /// A raw answer: status, body and `Retry-After`.
-struct Answer {
-    status: StatusCode,
-    body: String,
-    retry_after: Option<Duration>,
+pub(super) struct Answer {
+    pub status: StatusCode,
+    pub body: String,
+    pub retry_after: Option<Duration>,
 }
 
 /// A client for one EM endpoint.
 pub struct EmClient {
-    http: reqwest::Client,
-    api: String,
-    username: String,
-    password: Secret,
-    format: Format,
-    limiter: Arc<Limiter>,
-    current: Mutex<Option<Arc<Session>>>,
-    logon_gate: tokio::sync::Mutex<()>,
+    pub(super) http: reqwest::Client,
+    pub(super) api: String,
+    pub(super) username: String,
+    pub(super) password: SecretSource,
+    pub(super) format: Format,
+    pub(super) limiter: Arc<Limiter>,
+    pub(super) health: Arc<EndpointHealth>,
+    pub(super) current: Mutex<Option<Arc<Session>>>,
+    pub(super) logon_gate: tokio::sync::Mutex<()>,
 }
 
 impl EmClient {
-    /// Builds the client (TLS trust and timeouts from `settings`). Does not log on yet.
-    pub fn new(settings: &EmSettings, limiter: Arc<Limiter>) -> anyhow::Result<Self> {
+    /// Builds the client (TLS trust and timeouts from `settings`), reporting endpoint trouble
+    /// to `health`. Does not log on yet.
+    pub fn new(
+        settings: &EmSettings,
+        limiter: Arc<Limiter>,
+        health: Arc<EndpointHealth>,
+    ) -> anyhow::Result<Self> {
         let http = crate::http::client(&settings.http)?;
         Ok(EmClient {
             http,
@@ -82,9 +99,20 @@ impl EmClient {
             password: settings.password.clone(),
             format: settings.format,
             limiter,
+            health,
             current: Mutex::new(None),
             logon_gate: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The endpoint's health.
+    pub fn health(&self) -> &Arc<EndpointHealth> {
+        &self.health
+    }
+
+    /// The password's source (the prober watches its file).
+    pub fn password(&self) -> &SecretSource {
+        &self.password
     }
 
     /// The GUID of the current session, if logged on.
@@ -92,8 +120,22 @@ impl EmClient {
         self.current_session().map(|s| s.guid.clone())
     }
 
-    fn current_session(&self) -> Option<Arc<Session>> {
-        self.current.lock().expect("lock poisoned").clone()
+    pub(super) fn current_session(&self) -> Option<Arc<Session>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Refuses a call for work while the endpoint is down (no remote call is made).
+    pub(super) fn check_up(&self, purpose: Purpose) -> Result<(), EmError> {
+        match self.health.down_reason() {
+            Some(reason) if purpose == Purpose::Work => Err(EmError::unavailable(format!(
+                "endpoint `{}` is down ({reason}): waiting for it",
+                self.health.name()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Sends `DELETE {path}` (a path below the endpoint, e.g. `/api/jobs/{id}`).
@@ -184,7 +226,12 @@ impl EmClient {
 
     /// Logs the current session off (`DELETE /api/logonSessions/{guid}`), if there is one.
     pub async fn log_off(&self) -> Result<(), EmError> {
-        let Some(session) = self.current.lock().expect("lock poisoned").take() else {
+        let Some(session) = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
             return Ok(());
         };
         self.end_session(&session).await
@@ -192,9 +239,11 @@ impl EmClient {
 
     /// `DELETE /api/logonSessions/{guid}` for `session`; a session EM no longer knows is
     /// ended already.
-    async fn end_session(&self, session: &Session) -> Result<(), EmError> {
+    pub(super) async fn end_session(&self, session: &Session) -> Result<(), EmError> {
         let path = format!("/api/logonSessions/{}", session.guid);
-        let answer = self.send(Method::DELETE, &path, Some(session)).await?;
+        let answer = self
+            .send(Method::DELETE, &path, Some(session), Purpose::Work)
+            .await?;
         match answer.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::UNAUTHORIZED => {
                 Ok(())
@@ -211,8 +260,11 @@ impl EmClient {
         path: &str,
         retry_on_401: bool,
     ) -> Result<(Answer, Arc<Session>), EmError> {
+        self.check_up(Purpose::Work)?;
         let session = self.session().await?;
-        let answer = self.send(method.clone(), path, Some(&session)).await?;
+        let answer = self
+            .send(method.clone(), path, Some(&session), Purpose::Work)
+            .await?;
         if answer.status != StatusCode::UNAUTHORIZED {
             return Ok((answer, session));
         }
@@ -220,7 +272,7 @@ impl EmClient {
         if !retry_on_401 {
             return Ok((answer, session));
         }
-        let answer = self.send(method, path, Some(&fresh)).await?;
+        let answer = self.send(method, path, Some(&fresh), Purpose::Work).await?;
         if answer.status == StatusCode::UNAUTHORIZED {
             return Err(EmError {
                 class: ErrorClass::Unauthorized,
@@ -232,94 +284,17 @@ impl EmClient {
         Ok((answer, fresh))
     }
 
-    /// The current session, logging on when there is none.
-    async fn session(&self) -> Result<Arc<Session>, EmError> {
-        match self.current_session() {
-            Some(s) => Ok(s),
-            None => self.relogon(None).await,
-        }
-    }
-
-    /// Replaces `stale` (or the absent session) with a new one. Single-flight: concurrent
-    /// callers wait on one logon and all get its session.
-    ///
-    /// Cancel safety: a logon cancelled half-way leaves the old session in place.
-    async fn relogon(&self, stale: Option<&Arc<Session>>) -> Result<Arc<Session>, EmError> {
-        let gate = self.logon_gate.lock().await;
-        if let Some(cur) = self.current_session() {
-            let replaced = stale.is_none_or(|s| !Arc::ptr_eq(s, &cur));
-            if replaced {
-                return Ok(cur);
-            }
-        }
-        let session = Arc::new(self.logon().await?);
-        tracing::info!(session = %session.guid, "logged on to Enterprise Manager");
-        let replaced = self
-            .current
-            .lock()
-            .expect("lock poisoned")
-            .replace(Arc::clone(&session));
-        drop(gate);
-        // EM keeps leftover sessions: the one just replaced is logged off (best effort; it
-        // usually expired already, which EM answers 401 or 404).
-        if let Some(old) = replaced
-            && let Err(e) = self.end_session(&old).await
-        {
-            tracing::debug!(session = %old.guid, error = %e, "logging off a replaced session failed");
-        }
-        Ok(session)
-    }
-
-    async fn logon(&self) -> Result<Session, EmError> {
-        let _permit = self.limiter.acquire().await;
-        let url = format!("{}/sessionMngr/?v=latest", self.api);
-        let resp = self
-            .http
-            .post(url)
-            .header(reqwest::header::ACCEPT, self.format.media_type())
-            .basic_auth(&self.username, Some(self.password.expose()))
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let token = resp
-            .headers()
-            .get(TOKEN_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let answer = read(resp).await?;
-        if answer.status == StatusCode::UNAUTHORIZED {
-            return Err(EmError {
-                class: ErrorClass::Unauthorized,
-                status: Some(401),
-                message: format!(
-                    "logon refused for user `{}`: check REAPER_EM_USERNAME and the password",
-                    self.username
-                ),
-                retry_after: None,
-            });
-        }
-        if !answer.status.is_success() {
-            return Err(self.error(answer));
-        }
-        let token = token.ok_or_else(|| {
-            EmError::transport(format!("logon answered without a {TOKEN_HEADER} header"))
-        })?;
-        let session = codec::decode_logon_session(self.format, &answer.body)
-            .map_err(|e| EmError::transport(e.to_string()))?;
-        Ok(Session {
-            guid: session.session_id,
-            token: Secret::new(token),
-        })
-    }
-
-    /// Sends one request through the limiter, with the one `Accept` value and the token.
-    async fn send(
+    /// Sends one request through the limiter, with the one `Accept` value and the token. A
+    /// call for work that waited for the budget while the endpoint went down is not sent.
+    pub(super) async fn send(
         &self,
         method: Method,
         path: &str,
         session: Option<&Session>,
+        purpose: Purpose,
     ) -> Result<Answer, EmError> {
         let _permit = self.limiter.acquire().await;
+        self.check_up(purpose)?;
         let url = format!("{}{}", self.api, path.strip_prefix("/api").unwrap_or(path));
         let mut req = self
             .http
@@ -328,7 +303,8 @@ impl EmClient {
         if let Some(s) = session {
             req = req.header(TOKEN_HEADER, s.token.expose());
         }
-        let answer = read(req.send().await.map_err(transport_error)?).await?;
+        let sent = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let answer = read(sent).await.map_err(|e| self.troubled(e))?;
         match answer.status.as_u16() {
             429 | 503 => {
                 self.limiter.throttled(answer.retry_after);
@@ -339,8 +315,21 @@ impl EmClient {
         Ok(answer)
     }
 
+    /// A transport failure; one that means the endpoint does not answer marks it down.
+    pub(super) fn transport_error(&self, e: &reqwest::Error) -> EmError {
+        self.troubled(transport_error(e))
+    }
+
+    /// Reports an [`ErrorClass::Unavailable`] error to the endpoint's health.
+    pub(super) fn troubled(&self, e: EmError) -> EmError {
+        if e.class == ErrorClass::Unavailable {
+            self.health.trouble(&e.to_string());
+        }
+        e
+    }
+
     /// Turns a non-success answer into an [`EmError`] with EM's `Message`.
-    fn error(&self, answer: Answer) -> EmError {
+    pub(super) fn error(&self, answer: Answer) -> EmError {
         let status = answer.status.as_u16();
         let message = codec::decode_error(self.format, &answer.body)
             .map(|e| e.message)
@@ -376,7 +365,7 @@ fn foreign_task(err: EmError) -> EmError {
     }
 }
 
-async fn read(resp: reqwest::Response) -> Result<Answer, EmError> {
+pub(super) async fn read(resp: reqwest::Response) -> Result<Answer, EmError> {
     let status = resp.status();
     let retry_after = resp
         .headers()
@@ -388,7 +377,7 @@ async fn read(resp: reqwest::Response) -> Result<Answer, EmError> {
     let body = match resp.text().await {
         Ok(body) => body,
         Err(_) if status.is_success() => String::new(),
-        Err(e) => return Err(transport_error(e)),
+        Err(e) => return Err(transport_error(&e)),
     };
     Ok(Answer {
         status,
@@ -397,6 +386,13 @@ async fn read(resp: reqwest::Response) -> Result<Answer, EmError> {
     })
 }
 
-fn transport_error(e: reqwest::Error) -> EmError {
-    EmError::transport(crate::http::describe(&e))
+/// A transport failure: [`ErrorClass::Unavailable`] when the endpoint does not answer
+/// (connect, DNS, TLS, timeout, reset), else transient.
+fn transport_error(e: &reqwest::Error) -> EmError {
+    let message = crate::http::describe(e);
+    if crate::http::is_unavailable(e) {
+        EmError::unavailable(message)
+    } else {
+        EmError::transport(message)
+    }
 }

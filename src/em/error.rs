@@ -27,6 +27,14 @@ impl EmError {
         }
     }
 
+    /// The endpoint cannot be used (it does not answer, or it is known to be down).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        EmError {
+            class: ErrorClass::Unavailable,
+            ..EmError::transport(message)
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         self.class == ErrorClass::Transient
     }

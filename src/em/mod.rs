@@ -3,6 +3,7 @@
 pub mod client;
 pub mod codec;
 pub mod error;
+mod session;
 
 pub use client::{DeleteAnswer, EmClient, Poll, Presence};
 pub use error::{EmError, ErrorClass};

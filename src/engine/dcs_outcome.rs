@@ -36,6 +36,11 @@ pub fn after_dcs_delete(result: Result<DcsDeleted, DcsError>, not_found_is_absen
                 error: dcs_error_info(&e),
             };
         }
+        ErrorClass::Unavailable => {
+            return Next::Wait {
+                reason: e.to_string(),
+            };
+        }
         ErrorClass::NotFound if not_found_is_absent => Outcome::AlreadyAbsent,
         ErrorClass::NotFound | ErrorClass::Permanent | ErrorClass::Unauthorized => Outcome::Refused,
     };
@@ -104,11 +109,19 @@ mod tests {
                 }
             }
         }
-        let transport = DcsError::transport(Origin::Dcs, "connection failed");
+        let transport = DcsError::transport(Origin::Dcs, "unreadable task listing");
         assert!(matches!(
             after_dcs_delete(Err(transport), true),
             Next::Again { .. }
         ));
+        let unreachable = DcsError::unavailable(Origin::Iam, "connection failed");
+        assert_eq!(
+            after_dcs_delete(Err(unreachable.clone()), true),
+            Next::Wait {
+                reason: unreachable.to_string()
+            },
+            "the endpoint is down: the request waits"
+        );
         for status in [200, 204] {
             let ok = after_dcs_delete(
                 Ok(DcsDeleted {

@@ -1,7 +1,9 @@
 //! The engine: takes due requests from the ledger and moves each one step — dispatch the
 //! DELETE, poll the task, verify the deletion — through the endpoint clients. Scheduling is
 //! by the ledger's `due_at` (earliest first: new deletes and due polls share one queue fairly),
-//! so a hundred thousand running tasks cost rows, not sleeping tasks.
+//! so a hundred thousand running tasks cost rows, not sleeping tasks. The rows of an endpoint
+//! that is down are left waiting (design 1.7). Knows nothing of the broker or the metrics:
+//! the worker (`crate::worker`) composes it with them.
 
 mod dcs_outcome;
 mod events;
@@ -9,7 +11,6 @@ mod guard;
 mod outcome;
 mod remote;
 mod step;
-pub mod worker;
 
 pub use dcs_outcome::{after_dcs_delete, dcs_error_info};
 pub use outcome::{Ending, Next, after_delete, after_poll, after_verify};
@@ -17,6 +18,7 @@ pub use outcome::{Ending, Next, after_delete, after_poll, after_verify};
 use crate::config::Config;
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
+use crate::health::EndpointHealth;
 use crate::ledger::{Ledger, now_ms};
 use guard::StepEnd;
 use std::collections::HashMap;
@@ -69,6 +71,10 @@ pub async fn resume(ledger: &Ledger, cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How soon a request that met endpoint trouble is due again. The scheduler holds it while
+/// its endpoint is down, so this only spaces out a request whose endpoint is already back.
+const WAIT_RECHECK: Duration = Duration::from_secs(1);
+
 /// The engine of one worker.
 pub struct Engine {
     pub(crate) ledger: Ledger,
@@ -99,6 +105,25 @@ impl Engine {
         }
     }
 
+    /// The health of every endpoint the engine calls.
+    fn endpoints(&self) -> impl Iterator<Item = &Arc<EndpointHealth>> {
+        let em = self.em.values().map(|c| c.health());
+        em.chain(self.dcs.values().map(|c| c.health()))
+    }
+
+    /// The names of the endpoints that are down now (their rows are not handed out).
+    fn down_endpoints(&self) -> Vec<String> {
+        self.endpoints()
+            .filter(|h| h.is_down())
+            .map(|h| h.name().to_string())
+            .collect()
+    }
+
+    /// Whether the endpoint named `name` is down now.
+    pub(crate) fn is_down(&self, name: &str) -> bool {
+        self.endpoints().any(|h| h.name() == name && h.is_down())
+    }
+
     /// Runs until cancelled, then lets in-flight steps finish within the grace period
     /// (what does not finish is parked: its lease is released at the next start).
     ///
@@ -111,11 +136,13 @@ impl Engine {
                 log_step(done);
             }
             let free = permits.available_permits();
+            let down = self.down_endpoints();
             if free > 0 {
                 let now = now_ms();
+                let lease = now + LEASE.as_millis() as i64;
                 let rows = self
                     .ledger
-                    .claim_due(now, free as u32, now + LEASE.as_millis() as i64)
+                    .claim_due(now, free as u32, lease, &down)
                     .await?;
                 let claimed = rows.len();
                 for row in rows {
@@ -145,7 +172,7 @@ impl Engine {
                     continue; // there may be more due work: look again once a permit is free
                 }
             }
-            let sleep = match self.ledger.next_due().await? {
+            let sleep = match self.ledger.next_due(&down).await? {
                 Some(t) => Duration::from_millis(
                     (t - now_ms()).clamp(0, MAX_IDLE.as_millis() as i64) as u64,
                 ),

@@ -37,6 +37,10 @@ pub enum Next {
     Finish(Ending),
     /// A transient failure: try the same call again later (a DELETE counts an attempt).
     Again { error: ErrorInfo },
+    /// The endpoint cannot be used (down: it does not answer, or refuses reaper's own
+    /// credentials): not this request's failure. A DELETE's attempt is given back and the
+    /// request waits, held by the scheduler until the endpoint is up again (design 1.7).
+    Wait { reason: String },
     /// A task is running: poll it later.
     Poll {
         task: TaskRecord,
@@ -153,6 +157,9 @@ pub fn after_delete(result: Result<DeleteAnswer, EmError>) -> Next {
             ErrorClass::Transient => Next::Again {
                 error: em_error_info(&e),
             },
+            ErrorClass::Unavailable => Next::Wait {
+                reason: e.to_string(),
+            },
         },
     }
 }
@@ -165,6 +172,9 @@ pub fn after_poll(result: Result<Poll, EmError>) -> Next {
             task: None,
             note: "the task's logon session is gone".into(),
             http_status: None,
+        },
+        Err(e) if e.class == ErrorClass::Unavailable => Next::Wait {
+            reason: e.to_string(),
         },
         // The task cannot be read for a reason other than a transient one: confirm by GET.
         Err(e) if !e.is_transient() => Next::Verify {
@@ -191,6 +201,9 @@ pub fn after_verify(result: Result<Presence, EmError>) -> Next {
             task: None,
             http_status: None,
         }),
+        Err(e) if e.class == ErrorClass::Unavailable => Next::Wait {
+            reason: e.to_string(),
+        },
         Ok(Presence::Present) => Next::Present,
         Err(e) => Next::Again {
             error: em_error_info(&e),
@@ -361,5 +374,27 @@ mod tests {
             after_verify(Err(err(502, ErrorClass::Transient))),
             Next::Again { .. }
         ));
+    }
+
+    #[test]
+    fn endpoint_trouble_waits_at_every_step() {
+        let troubles = [
+            EmError::unavailable("connection failed: connection refused"),
+            EmError {
+                class: ErrorClass::Unavailable,
+                status: Some(401),
+                message: "logon refused for user `svc`".into(),
+                retry_after: None,
+            },
+        ];
+        for e in troubles {
+            let want = Next::Wait {
+                reason: e.to_string(),
+            };
+            assert_eq!(after_delete(Err(e.clone())), want, "delete");
+            assert_eq!(after_poll(Err(e.clone())), want, "poll: not a verification");
+            assert_eq!(after_verify(Err(e.clone())), want, "verify");
+            assert_eq!(want.outcome(), None);
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! One step of one request: dispatch (DELETE), poll (task), or verify (GET), with the ledger
 //! committed before and after each remote side effect (design 2.2). DCS requests are only
-//! ever dispatched: their DELETE is synchronous.
+//! ever dispatched: their DELETE is synchronous. A step whose endpoint is down sends nothing
+//! and leaves its request waiting; a DELETE that met endpoint trouble gives its attempt back.
 
-use super::{Ending, Engine, LEASE, Next};
+use super::{Ending, Engine, LEASE, Next, WAIT_RECHECK};
 use crate::em::EmClient;
 use crate::event::{ErrorInfo, Outcome};
 use crate::ledger::{Change, Finish, RequestRow, State, TaskRecord, now_ms};
@@ -74,6 +75,9 @@ impl Engine {
                     .await;
             }
         };
+        if self.is_down(&row.endpoint) {
+            return self.wait_for_endpoint(&row).await;
+        }
         let attempt = self
             .ledger
             .begin_attempt(&row.request_id, now, now + ms(LEASE))
@@ -104,6 +108,15 @@ impl Engine {
                 };
                 self.ledger
                     .advance(&row.request_id, &change, now, None)
+                    .await
+            }
+            Next::Wait { reason } => {
+                tracing::debug!(request_id = %row.request_id, %reason, "endpoint trouble: attempt given back");
+                let note =
+                    format!("attempt {attempt} not counted, waiting for the endpoint: {reason}");
+                let due = now + ms(WAIT_RECHECK);
+                self.ledger
+                    .wait_for_endpoint(&row.request_id, row.state(), due, &note, now)
                     .await
             }
             Next::Poll { task, http_status } => {
@@ -170,6 +183,10 @@ impl Engine {
     /// too: only a remote check can say that it is still running (design 2.6).
     async fn follow_up_client(&self, row: &RequestRow) -> anyhow::Result<Option<Arc<EmClient>>> {
         match self.em_client(row) {
+            Ok(_) if self.is_down(&row.endpoint) => {
+                self.wait_for_endpoint(row).await?;
+                Ok(None)
+            }
             Ok(c) => Ok(Some(Arc::clone(c))),
             Err(error) => {
                 self.finish(row, Ending::because(Outcome::Refused, Some(error)))
@@ -244,7 +261,15 @@ impl Engine {
                     .advance(&row.request_id, &change, now, None)
                     .await
             }
+            Next::Wait { .. } => self.wait_for_endpoint(row).await,
         }
+    }
+
+    /// Leaves a request as it is, due again shortly: the scheduler holds it while its
+    /// endpoint is down. Nothing is counted and no history is written.
+    async fn wait_for_endpoint(&self, row: &RequestRow) -> anyhow::Result<()> {
+        let due = now_ms() + ms(WAIT_RECHECK);
+        self.ledger.release(&row.request_id, due).await
     }
 
     async fn move_to_verify(&self, row: &RequestRow, note: &str) -> anyhow::Result<()> {

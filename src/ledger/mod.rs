@@ -9,6 +9,7 @@ mod outbox;
 mod prune;
 mod report;
 mod schedule;
+mod wait;
 
 pub use outbox::{OutboxRow, RetryAt};
 pub use prune::Pruned;

@@ -14,29 +14,38 @@ impl Ledger {
     /// (first attempts and retries) each get at least half of `limit` when both are waiting,
     /// earliest due first within each; a share one side does not use goes to the other.
     /// So a backlog of new requests cannot starve polls, nor many running tasks new deletes.
+    ///
+    /// Rows of the endpoints in `skip` (those that are down) are left where they are, except
+    /// new work whose `not_after` has passed: it is handed out so that it ends `expired`.
     pub async fn claim_due(
         &self,
         now: i64,
         limit: u32,
         lease_until: i64,
+        skip: &[String],
     ) -> anyhow::Result<Vec<RequestRow>> {
+        let skip = serde_json::to_string(skip)?;
         let mut tx = self.pool.begin().await?;
-        let mut rows = claim(&mut tx, Work::FollowUp, now, limit.div_ceil(2), lease_until).await?;
+        let first = limit.div_ceil(2);
+        let mut rows = claim(&mut tx, Work::FollowUp, now, first, lease_until, &skip).await?;
         let rest = limit - rows.len() as u32;
-        rows.extend(claim(&mut tx, Work::New, now, rest, lease_until).await?);
+        rows.extend(claim(&mut tx, Work::New, now, rest, lease_until, &skip).await?);
         let rest = limit - rows.len() as u32;
         if rest > 0 {
-            rows.extend(claim(&mut tx, Work::FollowUp, now, rest, lease_until).await?);
+            rows.extend(claim(&mut tx, Work::FollowUp, now, rest, lease_until, &skip).await?);
         }
         tx.commit().await?;
         Ok(rows)
     }
 
-    /// The earliest due time of any unfinished request that no step holds.
-    pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
+    /// The earliest due time of any unfinished request that no step holds, but those of the
+    /// endpoints in `skip`.
+    pub async fn next_due(&self, skip: &[String]) -> anyhow::Result<Option<i64>> {
         let v: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL AND lease_until IS NULL",
+            "SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL AND lease_until IS NULL
+                 AND endpoint NOT IN (SELECT value FROM json_each(?))",
         )
+        .bind(serde_json::to_string(skip)?)
         .fetch_one(&self.pool)
         .await?;
         Ok(v)
@@ -223,12 +232,14 @@ enum Work {
     New,
 }
 
+/// `skip` is a JSON array of endpoint names whose rows are not handed out.
 async fn claim(
     tx: &mut Transaction<'_, Sqlite>,
     work: Work,
     now: i64,
     limit: u32,
     lease_until: i64,
+    skip: &str,
 ) -> anyhow::Result<Vec<RequestRow>> {
     if limit == 0 {
         return Ok(Vec::new());
@@ -240,7 +251,8 @@ async fn claim(
                                   WHERE state IN ('polling', 'verifying')
                                     AND due_at IS NOT NULL AND due_at <= ?2
                                     AND (lease_until IS NULL OR lease_until <= ?2)
-                                  ORDER BY due_at LIMIT ?3)
+                                    AND endpoint NOT IN (SELECT value FROM json_each(?3))
+                                  ORDER BY due_at LIMIT ?4)
              RETURNING *"
         }
         Work::New => {
@@ -249,13 +261,17 @@ async fn claim(
                                   WHERE state IN ('accepted', 'submitting', 'retry_wait')
                                     AND due_at IS NOT NULL AND due_at <= ?2
                                     AND (lease_until IS NULL OR lease_until <= ?2)
-                                  ORDER BY due_at LIMIT ?3)
+                                    AND (endpoint NOT IN (SELECT value FROM json_each(?3))
+                                         OR not_after <= ?2)
+                                  ORDER BY due_at LIMIT ?4)
              RETURNING *"
         }
     };
+    // New work whose not_after passed is claimed even from a down endpoint (it ends expired).
     Ok(sqlx::query_as::<_, RequestRow>(sql)
         .bind(lease_until)
         .bind(now)
+        .bind(skip)
         .bind(i64::from(limit))
         .fetch_all(&mut **tx)
         .await?)

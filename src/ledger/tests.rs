@@ -75,16 +75,20 @@ async fn claimed_rows_are_leased_and_released_by_resume() {
             .await
             .unwrap();
     }
-    let claimed = l.claim_due(200, 3, 10_000).await.unwrap();
+    let claimed = l.claim_due(200, 3, 10_000, &[]).await.unwrap();
     assert_eq!(claimed.len(), 3);
-    let more = l.claim_due(200, 10, 10_000).await.unwrap();
+    let more = l.claim_due(200, 10, 10_000, &[]).await.unwrap();
     assert_eq!(more.len(), 2, "leased rows are not handed out twice");
-    assert!(l.claim_due(200, 10, 10_000).await.unwrap().is_empty());
-    assert_eq!(l.next_due().await.unwrap(), None, "nothing unleased is due");
+    assert!(l.claim_due(200, 10, 10_000, &[]).await.unwrap().is_empty());
+    assert_eq!(
+        l.next_due(&[]).await.unwrap(),
+        None,
+        "nothing unleased is due"
+    );
     assert_eq!(l.resume().await.unwrap(), 5);
-    assert_eq!(l.claim_due(300, 10, 10_000).await.unwrap().len(), 5);
+    assert_eq!(l.claim_due(300, 10, 10_000, &[]).await.unwrap().len(), 5);
     assert!(
-        l.claim_due(10_001, 10, 20_000).await.unwrap().len() == 5,
+        l.claim_due(10_001, 10, 20_000, &[]).await.unwrap().len() == 5,
         "an expired lease is handed out again"
     );
 }
@@ -99,7 +103,7 @@ async fn a_restart_releases_only_leases_and_keeps_every_due_time() {
         l.advance(&id, &change, 100, None).await.unwrap();
     }
     // r0 is claimed at 5 000 and its process dies with it in flight.
-    assert_eq!(l.claim_due(5_000, 1, 99_999).await.unwrap().len(), 1);
+    assert_eq!(l.claim_due(5_000, 1, 99_999, &[]).await.unwrap().len(), 1);
     assert_eq!(l.resume().await.unwrap(), 1, "only the lease in flight");
     let due = |id: &'static str| {
         let l = l.clone();
@@ -196,7 +200,7 @@ async fn a_backlog_of_new_requests_does_not_starve_due_polls_nor_polls_new_work(
         let change = Change::to(State::Polling, "task recorded").due(150);
         l.advance(&id, &change, 150, None).await.unwrap();
     }
-    let rows = l.claim_due(200, 4, 10_000).await.unwrap();
+    let rows = l.claim_due(200, 4, 10_000, &[]).await.unwrap();
     let polls = rows.iter().filter(|r| r.state == "polling").count();
     assert_eq!(
         (rows.len(), polls),
@@ -204,10 +208,10 @@ async fn a_backlog_of_new_requests_does_not_starve_due_polls_nor_polls_new_work(
         "half the slots go to due polls"
     );
     // When one side has nothing due, the other takes every slot.
-    let rows = l.claim_due(200, 10, 10_000).await.unwrap();
+    let rows = l.claim_due(200, 10, 10_000, &[]).await.unwrap();
     let polls = rows.iter().filter(|r| r.state == "polling").count();
     assert_eq!((rows.len(), polls), (10, 4));
-    let rows = l.claim_due(200, 50, 10_000).await.unwrap();
+    let rows = l.claim_due(200, 50, 10_000, &[]).await.unwrap();
     assert_eq!(rows.len(), 12, "the rest of the new work");
 }
 
@@ -404,7 +408,7 @@ async fn a_poll_that_changes_nothing_adds_no_history_row() {
 async fn an_aborted_attempt_is_given_back_only_while_it_is_still_submitting() {
     let (_d, l) = ledger().await;
     l.accept(&request("r1", JOB_A), "em", 1).await.unwrap();
-    let claimed = l.claim_due(1, 10, 99).await.unwrap().remove(0);
+    let claimed = l.claim_due(1, 10, 99, &[]).await.unwrap().remove(0);
     assert_eq!(claimed.attempts, 0);
     assert_eq!(l.begin_attempt("r1", 2, 99).await.unwrap(), 1);
     assert!(
@@ -440,4 +444,71 @@ async fn an_aborted_attempt_is_given_back_only_while_it_is_still_submitting() {
 
     // An unknown request is no error.
     assert!(!l.give_back_attempt("nope", 0, 8).await.unwrap());
+}
+
+#[tokio::test]
+async fn rows_of_a_down_endpoint_wait_unless_their_deadline_passed() {
+    let (_d, l) = ledger().await;
+    l.accept(&request("em-1", JOB_A), "em", 100).await.unwrap();
+    l.accept(&request("dcs-1", JOB_B), "dcs", 100)
+        .await
+        .unwrap();
+    let body = serde_json::json!({"request_id": "em-late", "not_after": "1970-01-01T00:00:00.150Z",
+        "target": {"type": "em.job", "job_id": JOB_B}});
+    let late = DeleteRequest::decode(body.to_string().as_bytes(), None).unwrap();
+    l.accept(&late, "em", 100).await.unwrap();
+    l.accept(&request("em-poll", JOB_A), "em", 100)
+        .await
+        .unwrap();
+    let change = Change::to(State::Polling, "task recorded").due(120);
+    l.advance("em-poll", &change, 120, None).await.unwrap();
+
+    let down = ["em".to_string()];
+    assert_eq!(l.next_due(&down).await.unwrap(), Some(100), "dcs-1 is due");
+    let rows = l.claim_due(200, 10, 10_000, &down).await.unwrap();
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["dcs-1", "em-late"],
+        "em-late is claimed to end expired"
+    );
+    assert_eq!(
+        l.next_due(&down).await.unwrap(),
+        None,
+        "em's rows are not counted, the claimed ones are leased"
+    );
+    let rows = l.claim_due(200, 10, 10_000, &[]).await.unwrap();
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["em-1", "em-poll"],
+        "up again: everything waiting is due"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_that_met_endpoint_trouble_is_given_back() {
+    let (_d, l) = ledger().await;
+    l.accept(&request("r1", JOB_A), "em", 100).await.unwrap();
+    assert_eq!(l.begin_attempt("r1", 200, 10_000).await.unwrap(), 1);
+    l.wait_for_endpoint("r1", State::Accepted, 300, "endpoint down", 250)
+        .await
+        .unwrap();
+    let row = l.get("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (row.state(), row.attempts, row.due_at),
+        (State::Accepted, 0, Some(300))
+    );
+    let history = l.history("r1").await.unwrap();
+    assert_eq!(
+        history.last().unwrap().note.as_deref(),
+        Some("endpoint down")
+    );
+    assert_eq!(
+        l.begin_attempt("r1", 400, 10_000).await.unwrap(),
+        1,
+        "still the first"
+    );
 }

@@ -138,6 +138,7 @@ impl Sim {
         let user = match wire::basic_credentials(headers) {
             Some((u, p)) if u == self.cfg.username && p == self.cfg.password => u,
             _ => {
+                self.stats.logon_refused();
                 let mut r = wire::error(format, 401, "Unauthorized: wrong user name or password.");
                 r.headers_mut().insert(
                     WWW_AUTHENTICATE,
@@ -182,6 +183,16 @@ impl Sim {
                 self.stats.logoff();
                 tracing::debug!(session_id = %id, "simulator: logoff");
                 Ok(wire::no_content())
+            }
+            (Route::LogonSession(id), Method::GET) => {
+                let id = parse_path_guid(&id).ok_or_else(|| bad_id(&id))?;
+                self.world().find_session(id)?;
+                let session = LogonSession {
+                    user_name: self.cfg.username.clone(),
+                    session_id: id.to_string(),
+                };
+                let body = encode_logon_session(format, &session, &format!("{base}/api"));
+                Ok(wire::body(format, 200, body))
             }
             (Route::Resource { kind, job, item }, Method::GET) => {
                 let key = resource_key(kind, &job, item.as_deref())?;

@@ -19,6 +19,9 @@ pub struct SimStats {
     pub deletes: BTreeMap<String, u64>,
     /// Successful logons.
     pub logons: u64,
+    /// Logons refused (wrong user name or password).
+    #[serde(default)]
+    pub logons_refused: u64,
     /// Successful logoffs.
     pub logoffs: u64,
     /// DCS: IAM tokens issued.
@@ -79,6 +82,10 @@ impl StatsRecorder {
 
     pub fn logon(&self) {
         self.with(|i| i.stats.logons += 1);
+    }
+
+    pub fn logon_refused(&self) {
+        self.with(|i| i.stats.logons_refused += 1);
     }
 
     pub fn logoff(&self) {

@@ -172,6 +172,17 @@ impl World {
         Ok(())
     }
 
+    /// Whether a live session has this GUID (`GET /api/logonSessions/{id}`).
+    pub fn find_session(&self, session_id: Uuid) -> Result<(), Refusal> {
+        if self.sessions.values().any(|s| s.id == session_id) {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            404,
+            format!("Logon session with id [{session_id}] was not found."),
+        ))
+    }
+
     /// Forgets every session (their tokens answer 401 from now on).
     pub fn expire_all(&mut self) {
         self.sessions.clear();

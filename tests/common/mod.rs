@@ -11,11 +11,13 @@ use reaper::event::CloudEvent;
 use reaper::http::HttpSettings;
 use reaper::ledger::Ledger;
 use reaper::limit::Budget;
+use reaper::metrics::Health;
 use reaper::retry::Backoff;
 use reaper::sim::{SimConfig, SimHandle};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
@@ -98,7 +100,7 @@ impl TestEnv {
                 name: "em".into(),
                 url: sim.base_url(),
                 username: "reaper".into(),
-                password: Secret::new("reaper"),
+                password: Secret::new("reaper").into(),
                 format: Format::Xml,
                 http: HttpSettings::default(),
                 budget: Budget {
@@ -184,8 +186,13 @@ pub struct Worker {
 
 impl Worker {
     pub fn start(cfg: Config) -> Self {
+        Self::start_with(cfg, Default::default())
+    }
+
+    /// A worker reporting its readiness to `health` (serve it with [`serve_metrics`]).
+    pub fn start_with(cfg: Config, health: Arc<Health>) -> Self {
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(reaper::engine::worker::run(cfg, cancel.clone()));
+        let task = tokio::spawn(reaper::worker::run(cfg, cancel.clone(), health));
         Worker { cancel, task }
     }
 
@@ -283,7 +290,7 @@ pub fn iam_auth(sim: &SimHandle) -> DcsAuth {
         iam_url: sim.base_url(),
         domain: "reaper".into(),
         username: "reaper".into(),
-        password: Secret::new("reaper"),
+        password: Secret::new("reaper").into(),
     }
 }
 
@@ -367,4 +374,36 @@ pub fn assert_each_once(
         assert_eq!(evs.len(), 1, "{id} has one event");
         assert_eq!(evs[0].1.data.outcome, outcome, "{id}: {:?}", evs[0].1.data);
     }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` of `health` on a free port, as `reaper run`
+/// does; returns the base URL. Stops with the test's runtime.
+pub async fn serve_metrics(env: &TestEnv, health: Arc<Health>) -> String {
+    let listener = reaper::metrics::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let ledger = env.ledger().await;
+    tokio::spawn(reaper::metrics::serve(
+        listener,
+        ledger,
+        health,
+        CancellationToken::new(),
+    ));
+    url
+}
+
+/// `GET {base}/readyz`: the status and the JSON body.
+pub async fn readyz(base: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (status, json)
+}
+
+/// `GET {base}/metrics`: the text.
+pub async fn metrics_text(base: &str) -> String {
+    let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    r.text().await.unwrap()
 }

@@ -1,0 +1,157 @@
+//! The worker's endpoints: one client per configured EM and DCS endpoint, each with its own
+//! budget and health, built once and kept for the life of the process (an EM logon session
+//! outlives any broker reconnect); a prober per endpoint; and the reporter that turns each
+//! change of an endpoint's health into an `endpoint.*` event in the outbox.
+
+use crate::config::Config;
+use crate::dcs::DcsClient;
+use crate::em::EmClient;
+use crate::event::{EndpointData, EndpointEvent};
+use crate::health::{self, EndpointHealth, Transition};
+use crate::ledger::{Ledger, NewEvent, now_ms};
+use crate::limit::Limiter;
+use crate::retry::Backoff;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The endpoint clients of one worker, keyed by endpoint name.
+pub struct Endpoints {
+    pub em: HashMap<String, Arc<EmClient>>,
+    pub dcs: HashMap<String, Arc<DcsClient>>,
+}
+
+impl Endpoints {
+    /// Builds the clients of the configuration, each reporting its changes of health to
+    /// `transitions`. DCS has a budget of its own, separate from EM's.
+    pub fn build(
+        cfg: &Config,
+        transitions: mpsc::UnboundedSender<Transition>,
+    ) -> anyhow::Result<Self> {
+        let health = |name: &str| Arc::new(EndpointHealth::new(name, transitions.clone()));
+        let mut em = HashMap::new();
+        if let Some(s) = &cfg.em {
+            let limiter = Arc::new(Limiter::new(s.budget));
+            let client = EmClient::new(s, limiter, health(&s.name))
+                .with_context(|| format!("EM endpoint `{}`", s.name))?;
+            em.insert(s.name.clone(), Arc::new(client));
+        }
+        let mut dcs = HashMap::new();
+        if let Some(s) = &cfg.dcs {
+            let limiter = Arc::new(Limiter::new(s.budget));
+            let client = DcsClient::new(s, limiter, health(&s.name))
+                .with_context(|| format!("DCS endpoint `{}`", s.name))?;
+            dcs.insert(s.name.clone(), Arc::new(client));
+        }
+        Ok(Endpoints { em, dcs })
+    }
+
+    /// Every endpoint's health.
+    pub fn health(&self) -> Vec<Arc<EndpointHealth>> {
+        let em = self.em.values().map(|c| Arc::clone(c.health()));
+        em.chain(self.dcs.values().map(|c| Arc::clone(c.health())))
+            .collect()
+    }
+
+    /// Starts one prober per endpoint, until `cancel`.
+    pub fn spawn_probers(&self, cancel: &CancellationToken) -> JoinSet<()> {
+        let mut probers = JoinSet::new();
+        for c in self.em.values() {
+            let client = Arc::clone(c);
+            let probe = move || {
+                let client = Arc::clone(&client);
+                async move { client.probe().await }
+            };
+            let secrets = vec![c.password().clone()];
+            let run = health::probe::run(Arc::clone(c.health()), secrets, probe, cancel.clone());
+            probers.spawn(run);
+        }
+        for c in self.dcs.values() {
+            let client = Arc::clone(c);
+            let probe = move || {
+                let client = Arc::clone(&client);
+                async move { client.probe().await }
+            };
+            let run =
+                health::probe::run(Arc::clone(c.health()), c.secrets(), probe, cancel.clone());
+            probers.spawn(run);
+        }
+        probers
+    }
+
+    /// Logs the EM sessions off (once, at shutdown).
+    pub async fn log_off(&self) {
+        for (name, client) in &self.em {
+            if let Err(e) = client.log_off().await {
+                tracing::warn!(endpoint = %name, error = %e, "EM log-off failed");
+            }
+        }
+    }
+}
+
+/// Writes each change of an endpoint's health to the outbox as an `endpoint.*` event and wakes
+/// the publisher (and the engine, when an endpoint came back), until `stop`; then writes what
+/// is still queued. A failed write is tried again with back-off: no change is lost.
+pub async fn report(
+    mut transitions: mpsc::UnboundedReceiver<Transition>,
+    ledger: Ledger,
+    worker: String,
+    outbox_wake: Arc<Notify>,
+    engine_wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    loop {
+        let t = tokio::select! {
+            _ = stop.cancelled() => break,
+            t = transitions.recv() => match t {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        write(&ledger, &worker, &t, &stop).await;
+        outbox_wake.notify_one();
+        if t.state == health::State::Up {
+            engine_wake.notify_one();
+        }
+    }
+    while let Ok(t) = transitions.try_recv() {
+        write(&ledger, &worker, &t, &stop).await;
+    }
+    outbox_wake.notify_one();
+}
+
+/// The outbox row of a transition.
+pub fn endpoint_event(worker: &str, t: &Transition) -> NewEvent {
+    let ev = EndpointEvent::endpoint(
+        worker,
+        EndpointData {
+            endpoint: t.endpoint.clone(),
+            state: t.state.as_str().into(),
+            reason: t.reason.clone(),
+            since: t.since,
+        },
+    );
+    NewEvent {
+        event_id: ev.id.clone(),
+        request_id: None,
+        routing_key: ev.routing_key().to_string(),
+        payload: ev.to_json(),
+    }
+}
+
+async fn write(ledger: &Ledger, worker: &str, t: &Transition, stop: &CancellationToken) {
+    let event = endpoint_event(worker, t);
+    let mut failures = 0;
+    while let Err(e) = ledger.add_event(&event, now_ms()).await {
+        failures += 1;
+        tracing::error!(error = format!("{e:#}"), endpoint = %t.endpoint,
+            "cannot write the endpoint event to the outbox; trying again");
+        if failures >= 5 && stop.is_cancelled() {
+            return; // stopping: the change was logged, the event is given up
+        }
+        tokio::time::sleep(Backoff::RECONNECT.delay(failures)).await;
+    }
+}
