@@ -358,3 +358,6 @@ fn last_error(row: &RequestRow) -> Option<ErrorInfo> {
 fn json(e: &ErrorInfo) -> String {
     serde_json::to_string(e).expect("an ErrorInfo always serialises")
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,9 +2,7 @@
 //! transient errors and throttling retried, permanent failure, timeouts, deadlines, and
 //! backpressure on intake. Real RabbitMQ, real simulator, real ledger files.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reaper::event::Outcome;
 use reaper::limit::Budget;
 use reaper::request::RequestWire;

@@ -2,9 +2,7 @@
 //! session expiry while tasks poll, and the outcomes of refusals, failures, task removal and
 //! deletes of what is already gone.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reaper::em::codec::Format;
 use reaper::event::Outcome;
 use reaper::request::RequestWire;

@@ -2,7 +2,6 @@
 //! testcontainers when none answers and a Docker engine exists — otherwise the test FAILS with
 //! a clear message), the in-process simulator over real HTTP, a ledger file of the test's own,
 //! and randomly named queues and exchanges so tests run in parallel.
-#![allow(dead_code)]
 
 use reaper::broker::client::{EventWatcher, RequestPublisher};
 use reaper::config::{Config, DcsAuth, DcsSettings, EmSettings, Secret, Topology};

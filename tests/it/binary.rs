@@ -2,9 +2,7 @@
 //! health and metrics, stopping cleanly on SIGTERM, and never logging a secret; and the
 //! operator commands that act on its ledger.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reaper::event::Outcome;
 use reaper::ledger::{Change, Finish, Ledger, State, now_ms};
 use reaper::request::DeleteRequest;
@@ -18,6 +16,15 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The `reaper` binary with an empty environment but `PATH`: only what a test sets reaches it,
+/// never a `REAPER_*` or `RUST_LOG` of the shell that runs the tests.
+fn reaper_bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_reaper"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -39,10 +46,8 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
     let mut events = env.watcher().await;
     let metrics = format!("127.0.0.1:{}", free_port());
     let t = &env.cfg.topology;
-    let child = Command::new(env!("CARGO_BIN_EXE_reaper"))
+    let child = reaper_bin()
         .arg("run")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "debug")
         .env("REAPER_AMQP_URL", env.cfg.amqp_url.expose())
         .env("REAPER_REQUEST_QUEUE", &t.request_queue)
@@ -146,10 +151,8 @@ async fn trace_logs_never_carry_the_broker_password() {
         "the test broker URL carries guest:guest: {broker}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_reaper"))
+    let child = reaper_bin()
         .arg("run")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env(
             "RUST_LOG",
             "trace,lapin=trace,amq_protocol=trace,amq_protocol_tcp=trace",
@@ -207,10 +210,8 @@ fn a_configuration_error_never_echoes_a_password_from_the_toml_file() {
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+        let out = reaper_bin()
             .arg("run")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "trace")
             .env("REAPER_CONFIG", &path)
             .output()
@@ -230,7 +231,7 @@ fn a_configuration_error_never_echoes_a_password_from_the_toml_file() {
 
 #[tokio::test]
 async fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
-    let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+    let out = reaper_bin()
         .arg("run")
         .env("REAPER_RATE_PER_SEC", "lots")
         .output()
@@ -242,10 +243,8 @@ async fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
 
 fn reaper_cmd(env: &TestEnv) -> Command {
     let t = &env.cfg.topology;
-    let mut c = Command::new(env!("CARGO_BIN_EXE_reaper"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("REAPER_AMQP_URL", env.cfg.amqp_url.expose())
+    let mut c = reaper_bin();
+    c.env("REAPER_AMQP_URL", env.cfg.amqp_url.expose())
         .env("REAPER_REQUEST_QUEUE", &t.request_queue)
         .env("REAPER_LEDGER", env.ledger_path());
     c
@@ -385,10 +384,8 @@ async fn reaper_prune_forgets_only_requests_that_finished_before_the_cutoff() {
     recorded(&ledger, "open", now - 45 * day, None).await;
     ledger.close().await;
 
-    let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+    let out = reaper_bin()
         .args(["prune", "--finished-before", "30d"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("REAPER_LEDGER", &path)
         .output()
         .unwrap();
@@ -419,9 +416,8 @@ async fn reaper_prune_forgets_only_requests_that_finished_before_the_cutoff() {
     );
     assert_eq!(ledger.backlog().await.unwrap(), 1);
 
-    let none = Command::new(env!("CARGO_BIN_EXE_reaper"))
+    let none = reaper_bin()
         .args(["prune", "--finished-before", "soon"])
-        .env_clear()
         .env("REAPER_LEDGER", &path)
         .output()
         .unwrap();

@@ -4,9 +4,7 @@
 //! 503 naming it, and `endpoint.down` is published; once the secret file is fixed (or the EM
 //! answers) every request is deleted without a restart, and `endpoint.up` is published.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reaper::broker::client::{Event, EventWatcher};
 use reaper::config::{DcsAuth, SecretSource};
 use reaper::event::{EndpointEvent, Outcome};

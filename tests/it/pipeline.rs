@@ -1,9 +1,7 @@
 //! The end-to-end path through every layer: RabbitMQ → intake → ledger → EM simulator over
 //! HTTP → outbox → events, with real RabbitMQ, a real SQLite file and the real simulator.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reaper::event::Outcome;
 use reaper::sim::SimConfig;
 use std::collections::HashSet;
@@ -219,8 +217,22 @@ async fn an_event_no_queue_takes_stays_in_the_outbox_until_a_queue_is_bound() {
         .unwrap();
     let ledger = env.ledger().await;
     wait_for_state(&ledger, "succeeded", 1, Duration::from_secs(30)).await;
-    // The broker returns the mandatory event: it is not marked published.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The publisher tried: the broker returned the mandatory event, so its row counts a
+    // failed attempt and stays pending.
+    wait_until(
+        "the publisher has tried the event",
+        Duration::from_secs(10),
+        || async {
+            let rows = ledger.pending_events(i64::MAX, 10).await.unwrap();
+            rows.iter().any(|r| r.attempts >= 1)
+        },
+    )
+    .await;
+    let pending = ledger.pending_events(i64::MAX, 10).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].request_id.as_deref(), Some("unrouted-1"));
+    assert_eq!(pending[0].routing_key, "delete.succeeded");
+    assert!(pending[0].attempts >= 1, "{pending:?}");
     assert_eq!(ledger.unpublished_count().await.unwrap(), 1);
     let mut events = env.watcher().await;
     let got = collect(&mut events, 1, Duration::from_secs(30)).await;
@@ -241,9 +253,10 @@ async fn a_submitted_notice_precedes_the_outcome_when_enabled() {
     env.cfg.publish_submitted = true;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
+    let job = guid();
     env.publisher()
         .await
-        .publish_all(&[job_request("noticed-1", &guid())])
+        .publish_all(&[job_request("noticed-1", &job)])
         .await
         .unwrap();
     let (k1, first) = events.next().await.unwrap();
@@ -257,8 +270,34 @@ async fn a_submitted_notice_precedes_the_outcome_when_enabled() {
     let task = first.data.task.as_ref().unwrap();
     assert_eq!(task.state.as_deref(), Some("Running"));
     assert_eq!(second.data.task.as_ref().unwrap().id, task.id);
+    assert_submitted_data(&first, &job);
+    // The outcome tells the same submission time as the notice, and its end.
+    assert_eq!(second.data.submitted_at, first.data.submitted_at);
+    assert!(second.data.finished_at >= second.data.submitted_at);
     worker.stop().await;
     env.cleanup().await;
+}
+
+/// The `data` of the `delete.submitted` notice of request `noticed-1` (job `job`): who and
+/// what it is about, the task recorded, when it was submitted, and no end yet.
+fn assert_submitted_data(notice: &reaper::event::CloudEvent, job: &str) {
+    let d = &notice.data;
+    assert_eq!(notice.subject.as_deref(), Some("noticed-1"));
+    assert_eq!(d.request_id.as_deref(), Some("noticed-1"));
+    assert_eq!(d.batch_id.as_deref(), Some("test-batch"));
+    let target = d.target.as_ref().expect("the notice names its target");
+    assert_eq!(target["type"], "em.job", "{target}");
+    assert_eq!(target["job_id"], job, "{target}");
+    let task = d.task.as_ref().expect("the notice names its task");
+    assert!(!task.id.is_empty(), "{task:?}");
+    assert_eq!(d.attempts, 1, "{d:?}");
+    assert_eq!(d.error, None, "{d:?}");
+    let submitted = d
+        .submitted_at
+        .expect("the notice says when it was submitted");
+    let received = d.received_at.expect("the notice says when it was received");
+    assert!(received <= submitted, "{d:?}");
+    assert_eq!(d.finished_at, None, "a notice is no outcome: {d:?}");
 }
 
 /// Takes every message of the dead-letter queue.

@@ -2,9 +2,7 @@
 //! replayed, the task listing, both error body shapes, IAM tokens (per project, renewed once
 //! per expiry, single-flight), throttling and still-running tasks.
 
-mod common;
-
-use common::{dcs_settings, iam_auth, task_id};
+use crate::common::{dcs_settings, iam_auth, task_id};
 use reaper::config::{DcsAuth, Secret};
 use reaper::dcs::wire::TaskList;
 use reaper::dcs::{DcsClient, DcsError, ErrorClass, Origin};

@@ -2,9 +2,7 @@
 //! HTTP → outbox → events, mixed with EM requests, through token expiry, still-running tasks,
 //! API-gateway throttling and refusals.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reaper::config::{DcsAuth, Secret};
 use reaper::event::{CloudEvent, Outcome};
 use reaper::sim::SimConfig;

@@ -3,9 +3,7 @@
 //! while the engine goes on polling with the same EM session — no new logon, no verification
 //! by GET — and every task is followed to its end.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reaper::event::Outcome;
 use reaper::metrics::Health;
 use reaper::sim::SimConfig;

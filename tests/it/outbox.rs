@@ -2,9 +2,7 @@
 //! routing key) back off row by row while the events behind them are published — with real
 //! RabbitMQ, a real SQLite ledger and the simulator over HTTP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reaper::broker::client::EventWatcher;
 use reaper::event::Outcome;
 use reaper::request::RequestWire;

@@ -1,0 +1,19 @@
+//! The integration tests, built as one binary: each module was once a file of its own under
+//! `tests/`, and all of them share the harness in `common` (real RabbitMQ, the in-process
+//! simulator over real HTTP, a ledger file per test).
+
+mod common;
+
+mod binary;
+mod broker_reconnect;
+mod compose;
+mod dcs_pipeline;
+mod em_client;
+mod em_pipeline;
+mod em_tls;
+mod endpoint_health;
+mod limits;
+mod outbox;
+mod pipeline;
+mod sim_dcs;
+mod sim_em;
