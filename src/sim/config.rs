@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::inventory::Inventory;
+use super::em::inventory::Inventory;
 use super::tls::SimTls;
 
 /// How the simulated Enterprise Manager (and DCS, the `dcs_` fields) behaves. Build it with `..SimConfig::default()`.

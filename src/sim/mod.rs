@@ -10,23 +10,26 @@
 //! (a mixed `Accept` is 400), and injected 5xx, throttling (503 + `Retry-After`), capacity
 //! limits and latency. It never logs passwords or tokens.
 //!
-//! Layout: `config` (knobs), `inventory` (strict mode), `resource` (what can be deleted),
-//! `world` (sessions, tasks, existence; pure), `routes` + `wire` (HTTP edges), `server`
-//! (the handler), `stats` (counters), `tls` (optional HTTPS); DCS: `dcs_world` (tokens,
-//! background tasks, throttling; pure) and `dcs` (its HTTP edge, shares `crate::dcs::wire`).
+//! Layout (arrows point down; no module imports one that imports it back):
+//! - `SimHandle`, `spawn`, `serve` (here): listening, HTTP or HTTPS, shutdown;
+//! - `router`: the router — `/_sim/stats`, DCS and IAM, EM for everything else;
+//! - `state`: the shared `Sim` — the counters and the two sides below;
+//! - `em/`: the simulated EM (`routes`, `wire`, `resource`, `inventory`, pure `world`,
+//!   and `handler`, its HTTP front);
+//! - `dcs/`: the simulated DCS and IAM (`routes`, pure `world`, and `handler`, its HTTP
+//!   front, sharing `crate::dcs::wire`);
+//! - `config` (knobs; it names `em::inventory`, a leaf of plain data), `stats` (counters),
+//!   `tls` (optional HTTPS): shared by both sides.
+//!
 //! Must not touch anything outside `src/sim/`.
 
 mod config;
 mod dcs;
-mod dcs_world;
-mod inventory;
-mod resource;
-mod routes;
-mod server;
+mod em;
+mod router;
+mod state;
 mod stats;
 mod tls;
-mod wire;
-mod world;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,17 +41,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::SimConfig;
-pub use inventory::{Inventory, InventoryJob};
+pub use em::{Inventory, InventoryJob};
 pub use stats::SimStats;
 pub use tls::SimTls;
 
-use server::Sim;
+use state::Sim;
 
 /// A simulator running in the background; see `spawn`.
 pub struct SimHandle {
     addr: SocketAddr,
     tls: bool,
-    sim: Arc<Sim>,
+    sim: Sim,
     cancel: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -78,7 +81,7 @@ impl SimHandle {
 
     /// Test knob: forgets every logon session now (old tokens answer 401).
     pub fn expire_sessions(&self) {
-        self.sim.expire_sessions();
+        self.sim.em.expire_sessions();
     }
 
     /// Test knob: lets every DCS (IAM) token expire now (they answer 401 DCS.1002).
@@ -108,7 +111,8 @@ pub async fn spawn(cfg: SimConfig, addr: SocketAddr) -> anyhow::Result<SimHandle
     let addr = listener.local_addr()?;
     let sim = Sim::new(cfg, addr);
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(sim.clone(), listener, tls.clone(), cancel.clone()));
+    let app = router::router(&sim);
+    let task = tokio::spawn(run(app, listener, tls.clone(), cancel.clone()));
     Ok(SimHandle {
         addr,
         tls: tls.is_some(),
@@ -129,7 +133,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let tls = server_tls(&cfg)?;
     let addr = listener.local_addr()?;
-    run(Sim::new(cfg, addr), listener, tls, cancel).await
+    let app = router::router(&Sim::new(cfg, addr));
+    run(app, listener, tls, cancel).await
 }
 
 fn server_tls(cfg: &SimConfig) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
@@ -137,13 +142,12 @@ fn server_tls(cfg: &SimConfig) -> anyhow::Result<Option<Arc<rustls::ServerConfig
 }
 
 async fn run(
-    sim: Arc<Sim>,
+    app: axum::Router,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    let app = server::router(sim);
     let Some(tls) = tls else {
         tracing::info!(%addr, "EM simulator listening (HTTP)");
         return axum::serve(listener, app)

@@ -1,7 +1,7 @@
 //! The simulated DCS's state: IAM tokens (project-scoped, with a lifetime), background tasks
 //! per project and instance, and the API gateway's throttling window.
 //!
-//! Pure and synchronous, like `world`: callers pass `now` and fresh tokens in. Non-strict:
+//! Pure and synchronous, like EM's `world`: callers pass `now` and fresh tokens in. Non-strict:
 //! every well-formed task id (32 hex characters) exists until it is deleted; a task is
 //! `EXECUTING` for `executing_for` after the simulator first sees it (listing or DELETE),
 //! then `SUCCESS`. Each instance lists three tasks of its own from its first listing on.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::*;
-use crate::sim::inventory::{Inventory, InventoryJob, index};
+use crate::sim::em::inventory::{Inventory, InventoryJob, index};
 
 const SEC: Duration = Duration::from_secs(1);
 

@@ -1,6 +1,7 @@
-//! The simulator's HTTP front: one fallback handler that counts the call, applies the
+//! The simulated EM's HTTP front: one fallback handler that counts the call, applies the
 //! capacity limit, injected faults and latency, checks the session, and dispatches to the
-//! `world`. Every answer is built here from a `world` outcome; nothing else writes HTTP.
+//! `world`. Every EM answer is built here from a `world` outcome; nothing else writes EM HTTP.
+//! Must not touch the DCS side or the shared `Sim` state.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,27 +13,24 @@ use axum::extract::State;
 use axum::http::header::{HOST, SET_COOKIE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
 
-use super::config::{SimConfig, chance};
-use super::dcs::DcsSim;
 use super::inventory::index;
 use super::resource::{ResourceKey, ResourceKind, parse_path_guid};
 use super::routes::Route;
-use super::stats::StatsRecorder;
 use super::wire::{self, SESSION_HEADER};
 use super::world::{Refusal, TaskView, World};
 use crate::em::codec::{
     Format, Link, LogonSession, Task, TaskResult, TaskState, encode_logon_session, encode_task,
 };
+use crate::sim::config::{SimConfig, chance};
+use crate::sim::stats::StatsRecorder;
 
-/// One simulator: its configuration, state and counters, shared by every connection.
-pub(crate) struct Sim {
+/// The EM side of one simulator: its configuration, state and counters, shared by every
+/// connection.
+pub(crate) struct EmSim {
     cfg: SimConfig,
     world: Mutex<World>,
-    pub stats: StatsRecorder,
-    /// The simulated DCS and its IAM (`/v2/…`, `/v3/auth/tokens`).
-    pub dcs: DcsSim,
+    stats: Arc<StatsRecorder>,
     /// Requests being answered now (for `capacity`).
     inflight: AtomicU32,
     /// Where the server listens (fallback for `Href`s when a request has no `Host`).
@@ -50,20 +48,20 @@ impl Drop for Slot<'_> {
     }
 }
 
-impl Sim {
-    pub fn new(mut cfg: SimConfig, local: SocketAddr) -> Arc<Self> {
+impl EmSim {
+    /// Counts into `stats`; `local` is the bound address (for `Href`s without a `Host`).
+    pub fn new(mut cfg: SimConfig, stats: Arc<StatsRecorder>, local: SocketAddr) -> Self {
         let inventory = cfg.inventory.take().map(|inv| index(&inv));
         let cfg_tls = cfg.tls.is_some();
         let world = World::new(cfg.session_idle_timeout, inventory);
-        Arc::new(Sim {
-            dcs: DcsSim::new(&cfg),
+        EmSim {
             cfg,
             world: Mutex::new(world),
-            stats: StatsRecorder::default(),
+            stats,
             inflight: AtomicU32::new(0),
             local,
             scheme: if cfg_tls { "https" } else { "http" },
-        })
+        }
     }
 
     fn world(&self) -> MutexGuard<'_, World> {
@@ -206,7 +204,7 @@ impl Sim {
                 let view = self
                     .world()
                     .delete_resource(token, key, now, duration, success)?;
-                if super::config::chance(self.cfg.unreadable_task_ratio) {
+                if chance(self.cfg.unreadable_task_ratio) {
                     return Ok(unreadable_accepted());
                 }
                 Ok(task_response(format, 202, view, base))
@@ -298,43 +296,32 @@ fn task_response(format: Format, code: u16, view: TaskView, base: &str) -> Respo
     wire::body(format, code, encode_task(format, &task))
 }
 
-/// The simulator's router: `GET /_sim/stats` (not counted), IAM and DCS, and EM for
-/// everything else.
-pub(crate) fn router(sim: Arc<Sim>) -> Router {
-    Router::new()
-        .route("/_sim/stats", get(stats_json))
-        .route("/v3/auth/tokens", any(super::dcs::iam))
-        .route("/v2/{*rest}", any(super::dcs::api))
-        .fallback(handle)
-        .with_state(sim)
-}
-
-async fn stats_json(State(sim): State<Arc<Sim>>) -> Response {
-    let json = serde_json::to_string(&sim.stats.snapshot()).unwrap_or_default();
-    wire::body(Format::Json, 200, json)
+/// EM's router: every path, as the fallback (merge it with the DCS and stats routes).
+pub(crate) fn router(em: Arc<EmSim>) -> Router {
+    Router::new().fallback(handle).with_state(em)
 }
 
 async fn handle(
-    State(sim): State<Arc<Sim>>,
+    State(em): State<Arc<EmSim>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let route = Route::parse(uri.path());
-    sim.stats.call(route.stats_key(&method), Instant::now());
-    let slot = sim.admit();
+    em.stats.call(route.stats_key(&method), Instant::now());
+    let slot = em.admit();
     let response = match slot {
-        Some(_) => sim.answer(route, &method, uri.path(), &headers),
+        Some(_) => em.answer(route, &method, uri.path(), &headers),
         None => wire::error(
             wire::negotiate(&headers).unwrap_or_default(),
             503,
             "The server is too busy to handle the request.",
         ),
     };
-    if !sim.cfg.latency.is_zero() {
-        tokio::time::sleep(sim.cfg.latency).await;
+    if !em.cfg.latency.is_zero() {
+        tokio::time::sleep(em.cfg.latency).await;
     }
     drop(slot);
-    sim.stats.status(response.status().as_u16());
+    em.stats.status(response.status().as_u16());
     response
 }

@@ -2,29 +2,34 @@
 //! `POST /v3/auth/tokens` (Keystone-v3 password auth → `X-Subject-Token`), and under `/v2`
 //! the background-task listing and DELETE with `X-Auth-Token`, DCS error bodies, the API
 //! gateway's 429 APIG.0308, and an `X-Request-Id` on every answer. Counts into the shared
-//! `SimStats`; the rules live in `dcs_world`. Never logs passwords or tokens.
+//! `SimStats`; the rules live in `world`. Never logs passwords or tokens. Must not touch
+//! the EM side or the shared `Sim` state.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use serde_json::json;
 
-use super::config::SimConfig;
-use super::dcs_world::{DcsRefusal, DcsWorld, TaskView};
-use super::server::Sim;
+use super::routes::DcsRoute;
+use super::world::{DcsRefusal, DcsWorld, TaskView};
 use crate::dcs::wire::{
     self, AuthRequest, BackgroundTask, DeleteBody, REQUEST_ID_HEADER, SUBJECT_TOKEN_HEADER,
     TOKEN_HEADER, TaskList,
 };
+use crate::sim::config::SimConfig;
+use crate::sim::stats::StatsRecorder;
 
 /// The DCS side of one simulator.
 pub(crate) struct DcsSim {
     world: Mutex<DcsWorld>,
+    stats: Arc<StatsRecorder>,
     username: String,
     password: String,
     domain: String,
@@ -34,7 +39,8 @@ pub(crate) struct DcsSim {
 }
 
 impl DcsSim {
-    pub fn new(cfg: &SimConfig) -> Self {
+    /// Counts into `stats`.
+    pub fn new(cfg: &SimConfig, stats: Arc<StatsRecorder>) -> Self {
         let world = DcsWorld::new(
             cfg.dcs_token_ttl,
             cfg.dcs_task_executing_for,
@@ -44,6 +50,7 @@ impl DcsSim {
         );
         DcsSim {
             world: Mutex::new(world),
+            stats,
             username: cfg.dcs_username.clone(),
             password: cfg.dcs_password.clone(),
             domain: cfg.dcs_domain.clone(),
@@ -134,95 +141,58 @@ impl DcsSim {
     }
 }
 
-/// A DCS call, by path alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum DcsRoute {
-    /// `/v2/{project_id}/instances/{instance_id}/tasks`
-    Tasks {
-        project: String,
-        instance: String,
-    },
-    /// `/v2/{project_id}/instances/{instance_id}/tasks/{task_id}`
-    Task {
-        project: String,
-        instance: String,
-        task: String,
-    },
-    Unknown,
-}
-
-impl DcsRoute {
-    pub fn parse(path: &str) -> DcsRoute {
-        let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        match segs.as_slice() {
-            ["", "v2", p, "instances", i, "tasks"] => DcsRoute::Tasks {
-                project: p.to_string(),
-                instance: i.to_string(),
-            },
-            ["", "v2", p, "instances", i, "tasks", t] => DcsRoute::Task {
-                project: p.to_string(),
-                instance: i.to_string(),
-                task: t.to_string(),
-            },
-            _ => DcsRoute::Unknown,
-        }
-    }
-
-    /// The stats key: `"METHOD /route/template"`.
-    pub fn stats_key(&self, method: &Method) -> String {
-        let template = match self {
-            DcsRoute::Tasks { .. } => "/v2/{project_id}/instances/{instance_id}/tasks",
-            DcsRoute::Task { .. } => "/v2/{project_id}/instances/{instance_id}/tasks/{task_id}",
-            DcsRoute::Unknown => "/v2/(unknown)",
-        };
-        format!("{method} {template}")
-    }
+/// DCS's and IAM's routes: `/v3/auth/tokens` and everything under `/v2`.
+pub(crate) fn router(dcs: Arc<DcsSim>) -> Router {
+    Router::new()
+        .route("/v3/auth/tokens", any(iam))
+        .route("/v2/{*rest}", any(api))
+        .with_state(dcs)
 }
 
 /// `POST /v3/auth/tokens` (IAM).
-pub(crate) async fn iam(State(sim): State<Arc<Sim>>, method: Method, body: Bytes) -> Response {
-    sim.stats
+async fn iam(State(dcs): State<Arc<DcsSim>>, method: Method, body: Bytes) -> Response {
+    dcs.stats
         .call(format!("{method} /v3/auth/tokens"), Instant::now());
     let response = if method == Method::POST {
-        let r = sim.dcs.issue(&body);
+        let r = dcs.issue(&body);
         if r.status() == StatusCode::CREATED {
-            sim.stats.token_issue();
+            dcs.stats.token_issue();
             tracing::debug!("simulator: IAM token issued");
         }
         r
     } else {
         keystone_error(405, "Method not allowed.")
     };
-    finish(&sim, response).await
+    finish(&dcs, response).await
 }
 
 /// Everything under `/v2` (DCS).
-pub(crate) async fn api(
-    State(sim): State<Arc<Sim>>,
+async fn api(
+    State(dcs): State<Arc<DcsSim>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let route = DcsRoute::parse(uri.path());
-    sim.stats.call(route.stats_key(&method), Instant::now());
-    let response = sim.dcs.api(&route, &method, &headers, &uri);
+    dcs.stats.call(route.stats_key(&method), Instant::now());
+    let response = dcs.api(&route, &method, &headers, &uri);
     let authorised = !matches!(response.status().as_u16(), 401 | 429);
     if method == Method::DELETE && authorised && matches!(route, DcsRoute::Task { .. }) {
-        sim.stats.delete(uri.path());
+        dcs.stats.delete(uri.path());
     }
-    finish(&sim, response).await
+    finish(&dcs, response).await
 }
 
 /// Latency, `X-Request-Id`, and the status count: the same for every DCS and IAM answer.
-async fn finish(sim: &Sim, mut response: Response) -> Response {
-    if !sim.dcs.latency.is_zero() {
-        tokio::time::sleep(sim.dcs.latency).await;
+async fn finish(dcs: &DcsSim, mut response: Response) -> Response {
+    if !dcs.latency.is_zero() {
+        tokio::time::sleep(dcs.latency).await;
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
-    sim.stats.status(response.status().as_u16());
+    dcs.stats.status(response.status().as_u16());
     response
 }
 
@@ -303,36 +273,4 @@ fn keystone_error(code: u16, message: &str) -> Response {
         .unwrap_or("Error");
     let body = json!({"error": {"code": code, "message": message, "title": title}});
     json_body(code, body.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_map_to_routes_and_templates() {
-        let cases = [
-            (
-                "/v2/p/instances/i/tasks",
-                "GET /v2/{project_id}/instances/{instance_id}/tasks",
-            ),
-            (
-                "/v2/p/instances/i/tasks/t",
-                "GET /v2/{project_id}/instances/{instance_id}/tasks/{task_id}",
-            ),
-            ("/v2/p/instances/i", "GET /v2/(unknown)"),
-            ("/v2/p/instances/i/tasks/t/x", "GET /v2/(unknown)"),
-        ];
-        for (path, key) in cases {
-            assert_eq!(DcsRoute::parse(path).stats_key(&Method::GET), key, "{path}");
-        }
-        assert_eq!(
-            DcsRoute::parse("/v2/p/instances/i/tasks/t"),
-            DcsRoute::Task {
-                project: "p".into(),
-                instance: "i".into(),
-                task: "t".into()
-            }
-        );
-    }
 }
