@@ -117,20 +117,10 @@ pub struct SimulateArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-/// A secret from `KEY` or the file named by `KEY_FILE` (trailing newline dropped).
-fn env_secret(key: &str) -> anyhow::Result<Option<String>> {
-    if let Ok(v) = std::env::var(key)
-        && !v.is_empty()
-    {
-        return Ok(Some(v));
-    }
-    match std::env::var(format!("{key}_FILE")) {
-        Ok(f) if !f.is_empty() => std::fs::read_to_string(&f)
-            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_string()))
-            // Not the path itself: a secret pasted there by mistake must not be echoed.
-            .map_err(|e| anyhow::anyhow!("{key}_FILE: cannot read the file: {}", e.kind())),
-        _ => Ok(None),
-    }
+/// A simulator credential from `KEY` or the file named by `KEY_FILE`, read by the worker's
+/// rule (`config::env_secret`: errors name the key, never the value or the path).
+fn sim_secret(key: &str) -> anyhow::Result<Option<String>> {
+    Ok(crate::config::env_secret(key)?.map(|s| s.current().expose().to_string()))
 }
 
 /// A non-secret setting from the environment, or `default`.
@@ -166,28 +156,9 @@ impl SimulateArgs {
             Some(p) => Some(crate::sim::Inventory::load(p)?),
             None => None,
         };
-        let password = match (
-            std::env::var("REAPER_EM_PASSWORD"),
-            std::env::var("REAPER_EM_PASSWORD_FILE"),
-        ) {
-            (Ok(p), _) if !p.is_empty() => p,
-            (_, Ok(f)) if !f.is_empty() => std::fs::read_to_string(&f)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "REAPER_EM_PASSWORD_FILE: cannot read the file: {}",
-                        e.kind()
-                    )
-                })?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-            _ => "reaper".into(),
-        };
         Ok(crate::sim::SimConfig {
-            username: std::env::var("REAPER_EM_USERNAME")
-                .ok()
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| "reaper".into()),
-            password,
+            username: env_or("REAPER_EM_USERNAME", "reaper"),
+            password: sim_secret("REAPER_EM_PASSWORD")?.unwrap_or_else(|| "reaper".into()),
             task_duration: self.task_duration,
             session_idle_timeout: self.session_idle_timeout,
             task_failure_ratio: self.task_failure_ratio,
@@ -199,10 +170,10 @@ impl SimulateArgs {
             capacity: self.capacity,
             unreadable_task_ratio: self.unreadable_task_ratio,
             dcs_username: env_or("REAPER_DCS_USERNAME", "reaper"),
-            dcs_password: env_secret("REAPER_DCS_PASSWORD")?.unwrap_or_else(|| "reaper".into()),
+            dcs_password: sim_secret("REAPER_DCS_PASSWORD")?.unwrap_or_else(|| "reaper".into()),
             dcs_domain: env_or("REAPER_DCS_DOMAIN", "reaper"),
             dcs_token_ttl: self.dcs_token_ttl,
-            dcs_static_token: env_secret("REAPER_DCS_TOKEN")?,
+            dcs_static_token: sim_secret("REAPER_DCS_TOKEN")?,
             dcs_task_executing_for: self.dcs_task_executing_for,
             dcs_rate_limit: self.dcs_rate_limit,
             dcs_forbidden_projects: self.dcs_forbidden_projects.clone(),

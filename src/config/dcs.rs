@@ -1,11 +1,12 @@
 //! The Huawei Cloud DCS endpoint's settings: its URL, how it authenticates (a static token or
 //! IAM password credentials), TLS trust and its own call budget.
 
-use super::{ConfigError, SecretSource, Source, check_budget, check_ca_file, err, http_url};
+use super::endpoint::{budget, http_settings, http_url};
+use super::errors::{ConfigError, err};
+use super::secret::SecretSource;
+use super::source::Source;
 use crate::http::HttpSettings;
 use crate::limit::Budget;
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// How reaper authenticates to Huawei Cloud DCS.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,60 +47,10 @@ pub(super) fn dcs_settings(
         return Ok(None);
     };
     let url = http_url("REAPER_DCS_URL", url)?;
-    let auth = match (s.secret("REAPER_DCS_TOKEN")?, s.get("REAPER_DCS_IAM_URL")) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "REAPER_DCS_TOKEN",
-                "set a static token or REAPER_DCS_IAM_URL, not both",
-            ));
-        }
-        (Some(token), None) => DcsAuth::Static(token),
-        (None, Some(iam)) => DcsAuth::Iam {
-            iam_url: http_url("REAPER_DCS_IAM_URL", iam)?,
-            domain: s
-                .get("REAPER_DCS_DOMAIN")
-                .ok_or_else(|| {
-                    err(
-                        "REAPER_DCS_DOMAIN",
-                        "required with REAPER_DCS_IAM_URL (the account name)",
-                    )
-                })?
-                .trim()
-                .to_string(),
-            username: s
-                .get("REAPER_DCS_USERNAME")
-                .ok_or_else(|| err("REAPER_DCS_USERNAME", "required with REAPER_DCS_IAM_URL"))?
-                .trim()
-                .to_string(),
-            password: s.secret("REAPER_DCS_PASSWORD")?.ok_or_else(|| {
-                err(
-                    "REAPER_DCS_PASSWORD",
-                    "required (or REAPER_DCS_PASSWORD_FILE) with REAPER_DCS_IAM_URL",
-                )
-            })?,
-        },
-        (None, None) => {
-            return Err(err(
-                "REAPER_DCS_TOKEN",
-                "REAPER_DCS_URL needs REAPER_DCS_TOKEN, REAPER_DCS_TOKEN_FILE or REAPER_DCS_IAM_URL",
-            ));
-        }
-    };
-    let http = HttpSettings {
-        ca_file: s.get("REAPER_DCS_CA_FILE").map(|p| PathBuf::from(p.trim())),
-        insecure_tls: s.bool("REAPER_DCS_INSECURE_TLS", false)?,
-        connect_timeout: s.duration("REAPER_HTTP_CONNECT_TIMEOUT", Duration::from_secs(10))?,
-        request_timeout: s.duration("REAPER_HTTP_TIMEOUT", Duration::from_secs(60))?,
-    };
-    check_ca_file("REAPER_DCS_CA_FILE", http.ca_file.as_deref())?;
-    let budget = Budget {
-        rate_per_sec: s.parse("REAPER_DCS_RATE_PER_SEC", em_budget.rate_per_sec)?,
-        burst: s.parse("REAPER_DCS_BURST", em_budget.burst)?,
-        max_in_flight: s.parse("REAPER_DCS_MAX_IN_FLIGHT", em_budget.max_in_flight)?,
-    };
-    check_budget("REAPER_DCS_", &budget)?;
-    let not_found = s.string("REAPER_DCS_NOT_FOUND", "already_absent");
-    let not_found_is_absent = match not_found.as_str() {
+    let auth = dcs_auth(s)?;
+    let http = http_settings(s, "REAPER_DCS_")?;
+    let budget = budget(s, "REAPER_DCS_", em_budget)?;
+    let not_found_is_absent = match s.string("REAPER_DCS_NOT_FOUND", "already_absent").as_str() {
         "already_absent" => true,
         "refused" => false,
         other => {
@@ -117,4 +68,44 @@ pub(super) fn dcs_settings(
         budget,
         not_found_is_absent,
     }))
+}
+
+/// A static token, or IAM password credentials (exactly one of them).
+fn dcs_auth(s: &Source) -> Result<DcsAuth, ConfigError> {
+    match (s.secret("REAPER_DCS_TOKEN")?, s.get("REAPER_DCS_IAM_URL")) {
+        (Some(_), Some(_)) => Err(err(
+            "REAPER_DCS_TOKEN",
+            "set a static token or REAPER_DCS_IAM_URL, not both",
+        )),
+        (Some(token), None) => Ok(DcsAuth::Static(token)),
+        (None, Some(iam)) => iam_auth(s, iam),
+        (None, None) => Err(err(
+            "REAPER_DCS_TOKEN",
+            "REAPER_DCS_URL needs REAPER_DCS_TOKEN, REAPER_DCS_TOKEN_FILE or REAPER_DCS_IAM_URL",
+        )),
+    }
+}
+
+/// IAM password credentials, exchanged at `iam_url` for tokens.
+fn iam_auth(s: &Source, iam_url: &str) -> Result<DcsAuth, ConfigError> {
+    Ok(DcsAuth::Iam {
+        iam_url: http_url("REAPER_DCS_IAM_URL", iam_url)?,
+        domain: s
+            .required(
+                "REAPER_DCS_DOMAIN",
+                "required with REAPER_DCS_IAM_URL (the account name)",
+            )?
+            .trim()
+            .to_string(),
+        username: s
+            .required("REAPER_DCS_USERNAME", "required with REAPER_DCS_IAM_URL")?
+            .trim()
+            .to_string(),
+        password: s.secret("REAPER_DCS_PASSWORD")?.ok_or_else(|| {
+            err(
+                "REAPER_DCS_PASSWORD",
+                "required (or REAPER_DCS_PASSWORD_FILE) with REAPER_DCS_IAM_URL",
+            )
+        })?,
+    })
 }

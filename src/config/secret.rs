@@ -1,8 +1,10 @@
 //! Credentials: [`Secret`], a value whose `Debug` never shows it, and [`SecretSource`], where
 //! a credential comes from — a value given once, or a file that is read again so that a
-//! rotated secret is used without a restart (design 1.7). Nothing here ever puts a value into
-//! a message: errors and logs name the file's path only.
+//! rotated secret is used without a restart (design 1.7) — and the one rule for reading a
+//! credential from `KEY` or `KEY_FILE`, shared by the configuration and the simulator. Nothing
+//! here ever puts a value into a message: logs name a file's path only, errors not even that.
 
+use super::errors::{ConfigError, err, shown};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -157,6 +159,34 @@ impl fmt::Debug for SecretSource {
     }
 }
 
+/// A credential from `KEY` or from the file named by `KEY_FILE` (not both), as `lookup` finds
+/// them; a blank value counts as unset. A file is read now (so a missing one is an error) and
+/// kept as its path, to be read again later. Errors name the keys, never a value or a path.
+pub fn secret_from(
+    key: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<SecretSource>, ConfigError> {
+    let file_key = format!("{key}_FILE");
+    let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+    match (get(key), get(&file_key)) {
+        (Some(_), Some(_)) => Err(err(key, format!("set {key} or {file_key}, not both"))),
+        (Some(v), None) => Ok(Some(SecretSource::value(Secret::new(v)))),
+        (None, Some(path)) => SecretSource::file(path.trim()).map(Some).map_err(|e| {
+            let e = e.kind(); // the kind only: an OS message may quote the path
+            err(
+                &file_key,
+                format!("cannot read {}: {e}", shown(&file_key, &path)),
+            )
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// [`secret_from`] the process environment (the simulator's credentials).
+pub fn env_secret(key: &str) -> Result<Option<SecretSource>, ConfigError> {
+    secret_from(key, |k| std::env::var(k).ok())
+}
+
 /// A secret file's content without its trailing line break.
 fn read_secret(path: &Path) -> std::io::Result<Secret> {
     let text = std::fs::read_to_string(path)?;
@@ -206,5 +236,43 @@ mod tests {
         assert!(!format!("{s:?}").contains("hunter2"));
         assert_eq!(s, SecretSource::value(Secret::new("hunter2")));
         assert_ne!(s, SecretSource::value(Secret::new("other")));
+    }
+
+    #[test]
+    fn key_or_key_file_is_one_rule_whose_errors_show_no_value_and_no_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\r\n").unwrap();
+        let file = file.to_str().unwrap().to_string();
+        let read = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            secret_from("X_PASSWORD", move |k| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        assert!(read(&[]).unwrap().is_none());
+        assert!(
+            read(&[("X_PASSWORD", " ")]).unwrap().is_none(),
+            "blank is unset"
+        );
+        let v = read(&[("X_PASSWORD", "given")]).unwrap().unwrap();
+        assert_eq!((v.current().expose(), v.path()), ("given", None));
+        let f = read(&[("X_PASSWORD_FILE", &file)]).unwrap().unwrap();
+        assert_eq!(f.current().expose(), "from-file", "line break dropped");
+        let both = read(&[("X_PASSWORD", "given"), ("X_PASSWORD_FILE", &file)]).unwrap_err();
+        assert_eq!(both.key, "X_PASSWORD");
+        let secret_as_path = "hunter2-Zq9";
+        let e = read(&[("X_PASSWORD_FILE", secret_as_path)]).unwrap_err();
+        assert_eq!(e.key, "X_PASSWORD_FILE");
+        assert!(!e.to_string().contains(secret_as_path), "{e}");
+        let missing = dir.path().join("missing-dir").join("pw");
+        let e = read(&[("X_PASSWORD_FILE", missing.to_str().unwrap())]).unwrap_err();
+        assert!(!e.to_string().contains("missing-dir"), "{e}");
     }
 }

@@ -12,43 +12,13 @@ mod xml;
 use crate::request::Segment;
 use json::{JsonError, JsonLink, JsonLogonSession, JsonResult, JsonTask};
 use quick_xml::escape::escape;
-use serde::{Deserialize, Serialize};
 use xml::{parse_bool, parse_xml, xml_links};
+
+/// The body format (XML or JSON); a setting, so it lives in `config`.
+pub use crate::config::Format;
 
 /// The XML namespace of every EM entity.
 pub const VEEAM_NS: &str = "http://www.veeam.com/ent/v1.0";
-
-/// The body format negotiated with EM: exactly one `Accept` value is ever sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// `application/xml` (EM's default).
-    #[default]
-    Xml,
-    /// `application/json`.
-    Json,
-}
-
-impl Format {
-    /// The media type sent as the single `Accept` value and answered as `Content-Type`.
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Format::Xml => "application/xml",
-            Format::Json => "application/json",
-        }
-    }
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "xml" => Ok(Format::Xml),
-            "json" => Ok(Format::Json),
-            other => Err(format!("expected `xml` or `json`, got `{other}`")),
-        }
-    }
-}
 
 /// A body EM sent that could not be decoded.
 #[derive(Debug, thiserror::Error)]

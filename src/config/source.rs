@@ -1,0 +1,75 @@
+//! The raw settings — the TOML file's keys with the environment's over them — and the typed
+//! readers every setting goes through, each failing with an error that names its key.
+
+use super::errors::{ConfigError, bad_value, err, shown};
+use super::secret::{SecretSource, secret_from};
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Raw key → value pairs: the TOML file first, then the environment over it.
+pub(super) struct Source(pub(super) HashMap<String, String>);
+
+impl Source {
+    /// The value of `key`, unless unset or blank.
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+    /// The value of `key`, which must be set: else an error giving `reason`.
+    pub(super) fn required(&self, key: &str, reason: &str) -> Result<&str, ConfigError> {
+        self.get(key).ok_or_else(|| err(key, reason))
+    }
+    pub(super) fn string(&self, key: &str, default: &str) -> String {
+        self.get(key).unwrap_or(default).trim().to_string()
+    }
+    pub(super) fn parse<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e| bad_value(key, v, "is not valid", e)),
+        }
+    }
+    /// A count that must be at least 1.
+    pub(super) fn positive<T>(&self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialEq + From<u8>,
+        T::Err: fmt::Display,
+    {
+        let v = self.parse(key, default)?;
+        if v == T::from(0) {
+            return Err(err(key, "must be at least 1"));
+        }
+        Ok(v)
+    }
+    pub(super) fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
+            Some(v) => Err(err(key, format!("{} is not true or false", shown(key, &v)))),
+        }
+    }
+    pub(super) fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => humantime::parse_duration(v.trim())
+                .map_err(|e| bad_value(key, v, "is not a duration like 30s or 1h", e)),
+        }
+    }
+    /// A secret from `KEY` or from the file named by `KEY_FILE` (see [`secret_from`]).
+    pub(super) fn secret(&self, key: &str) -> Result<Option<SecretSource>, ConfigError> {
+        secret_from(key, |k| self.get(k).map(str::to_string))
+    }
+}
