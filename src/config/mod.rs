@@ -111,8 +111,20 @@ impl Default for Config {
 
 impl Config {
     /// Reads the configuration from the process environment (and `REAPER_CONFIG`).
+    /// Variables that are not Unicode are passed over, except a `REAPER_…` one, which is
+    /// an error naming it (`std::env::vars` would panic on either).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars())
+        let mut vars = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            let Some(k) = k.to_str().filter(|k| k.starts_with("REAPER_")) else {
+                continue;
+            };
+            let v = v
+                .into_string()
+                .map_err(|_| err(k, "the value is not valid Unicode"))?;
+            vars.push((k.to_string(), v));
+        }
+        Self::from_vars(vars)
     }
 
     /// Reads the configuration from the given variables (and the TOML file they name).

@@ -241,6 +241,24 @@ async fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
     assert!(err.contains("REAPER_RATE_PER_SEC"), "{err}");
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_setting_that_is_not_unicode_is_named_and_another_variable_is_passed_over() {
+    use std::os::unix::ffi::OsStrExt;
+    let not_unicode = std::ffi::OsStr::from_bytes(b"\xff\xfe");
+    let out = reaper_bin()
+        .arg("run")
+        .env("REAPER_RATE_PER_SEC", not_unicode)
+        .env("SOME_OTHER_TOOL", not_unicode)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("REAPER_RATE_PER_SEC"), "{err}");
+    assert!(err.contains("not valid Unicode"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 fn reaper_cmd(env: &TestEnv) -> Command {
     let t = &env.cfg.topology;
     let mut c = reaper_bin();
