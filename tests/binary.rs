@@ -466,7 +466,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 #[tokio::test]
-async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_in_its_metrics() {
+async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_and_logs_json_lines() {
     let env = TestEnv::new(SimConfig {
         task_duration: (Duration::from_millis(100), Duration::from_millis(100)),
         ..SimConfig::default()
@@ -475,7 +475,10 @@ async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_in_its_
     let mut events = env.watcher().await;
     let metrics = format!("127.0.0.1:{}", free_port());
     let em = format!("em-{}", &guid()[..8]);
-    let child = reaper_run(&env, &em, &metrics).spawn().unwrap();
+    let child = reaper_run(&env, &em, &metrics)
+        .env("REAPER_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
     let pid = child.id();
     wait_until("/readyz answers 200", Duration::from_secs(30), || async {
         get(&format!("http://{metrics}/readyz")).await.0 == 200
@@ -542,5 +545,39 @@ async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_in_its_
         .unwrap();
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}: {logs}", out.status);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["fields"].is_object()),
+        "{logs}"
+    );
+    let said = |what: &str| lines.iter().any(|l| l["fields"]["message"] == what);
+    assert!(said("logged on to Enterprise Manager"), "{logs}");
+    assert!(said("stop signal received: shutting down"), "{logs}");
     env.cleanup().await;
+}
+
+#[test]
+fn an_unknown_log_format_stops_reaper_with_a_message_naming_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .arg("run")
+        .env_clear()
+        .env("REAPER_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("REAPER_LOG_FORMAT") && err.contains("`yaml` is not text or json"),
+        "{err}"
+    );
 }

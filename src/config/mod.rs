@@ -14,11 +14,13 @@ use std::time::Duration;
 mod dcs;
 mod errors;
 mod file;
+mod log;
 mod secret;
 
 pub use dcs::{DcsAuth, DcsSettings};
 pub use errors::ConfigError;
 use errors::{bad_value, err, shown};
+pub use log::LogFormat;
 pub use secret::{FILE_RECHECK, Secret, SecretSource};
 
 /// The broker topology names (design 1.1).
@@ -123,6 +125,20 @@ impl Default for Config {
 struct Source(HashMap<String, String>);
 
 impl Source {
+    /// The `REAPER_…` variables over the TOML file that `REAPER_CONFIG` names.
+    fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("REAPER_"))
+            .collect();
+        let mut merged = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
+            Some(path) => file::read_toml(path.trim())?,
+            None => HashMap::new(),
+        };
+        merged.extend(env);
+        Ok(Source(merged))
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .get(key)
@@ -188,16 +204,9 @@ impl Config {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("REAPER_"))
-            .collect();
-        let mut merged = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
-            Some(path) => file::read_toml(path.trim())?,
-            None => HashMap::new(),
-        };
-        merged.extend(env);
-        Self::from_source(&Source(merged))
+        let source = Source::from_vars(vars)?;
+        LogFormat::from_source(&source)?; // used by `main.rs` before; checked with the rest
+        Self::from_source(&source)
     }
 
     fn from_source(s: &Source) -> Result<Self, ConfigError> {
