@@ -1,7 +1,7 @@
 //! The `reaper` binary: parse the command line, set up logging, run, map to an exit code.
 
 use clap::Parser;
-use reaper::cli::Cli;
+use reaper::cli::{Cli, Command};
 use reaper::config::LogFormat;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -44,7 +44,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(format, "info");
+    // The demo is for people: its summary, not the worker's logs, unless RUST_LOG asks.
+    let default = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_logging(format, default);
     match reaper::cli::run(cli).await {
         Ok(code) => code,
         Err(e) if format == LogFormat::Json => {

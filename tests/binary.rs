@@ -581,3 +581,43 @@ fn an_unknown_log_format_stops_reaper_with_a_message_naming_the_key() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn reaper_demo_prints_progress_lines_and_a_summary_without_info_logs() {
+    let amqp = amqp_url().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .args([
+            "demo",
+            "--count",
+            "20",
+            "--task-duration",
+            "50ms",
+            "--timeout",
+            "2m",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REAPER_AMQP_URL", &amqp)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("summary of batch demo-"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["deleted", "20"])),
+        "{stdout}"
+    );
+    assert!(stdout.contains("events received    20/20"), "{stdout}");
+    assert!(
+        !stderr.contains("INFO") && !stderr.contains("logged on to Enterprise Manager"),
+        "the demo logs at warn by default: {stderr}"
+    );
+    let quiet = stdout.lines().all(|l| !l.contains('\u{1b}'));
+    assert!(
+        quiet,
+        "no progress bar when the output is not a terminal: {stdout}"
+    );
+}
