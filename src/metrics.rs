@@ -132,43 +132,17 @@ pub fn install() -> PrometheusHandle {
 
 /// The metrics recorded where things happen, with their help text (README.md, metrics, has
 /// the table).
+#[rustfmt::skip]
 const RECORDED: &[(&str, &str)] = &[
-    (
-        "reaper_remote_calls_total",
-        "Calls to an endpoint by operation and answer status (error: no answer).",
-    ),
-    (
-        "reaper_remote_call_duration_seconds",
-        "How long an endpoint took to answer a call.",
-    ),
-    (
-        "reaper_outcomes_total",
-        "Requests finished, by endpoint and outcome.",
-    ),
-    (
-        "reaper_budget_wait_seconds",
-        "How long a call waited for its endpoint's budget (slot, pause, rate).",
-    ),
-    (
-        "reaper_throttle_pauses_total",
-        "Endpoint-wide pauses after a throttling answer (429/503).",
-    ),
-    (
-        "reaper_logons_total",
-        "EM logons and IAM token requests by result: ok, refused, error.",
-    ),
-    (
-        "reaper_events_published_total",
-        "Events the broker confirmed, by routing key.",
-    ),
-    (
-        "reaper_events_returned_total",
-        "Events the broker returned (no queue bound for the routing key).",
-    ),
-    (
-        "reaper_dead_lettered_total",
-        "Request messages rejected to the dead-letter queue.",
-    ),
+    ("reaper_remote_calls_total", "Calls to an endpoint by operation and status."),
+    ("reaper_remote_call_duration_seconds", "How long an endpoint took to answer."),
+    ("reaper_outcomes_total", "Requests finished, by endpoint and outcome."),
+    ("reaper_budget_wait_seconds", "How long a call waited for its endpoint's budget."),
+    ("reaper_throttle_pauses_total", "Endpoint-wide pauses after a 429/503."),
+    ("reaper_logons_total", "EM logons and IAM token requests by result."),
+    ("reaper_events_published_total", "Events the broker confirmed, by routing key."),
+    ("reaper_events_returned_total", "Events the broker returned (no queue bound)."),
+    ("reaper_dead_lettered_total", "Request messages rejected to the dead-letter queue."),
 ];
 
 fn describe() {
@@ -330,28 +304,14 @@ impl Snapshot {
 }
 
 /// The gauges read at scrape time, with their help text.
+#[rustfmt::skip]
 const GAUGES: &[(&str, &str)] = &[
-    (
-        "reaper_requests",
-        "Requests in the ledger by state and outcome.",
-    ),
+    ("reaper_requests", "Requests in the ledger by state and outcome."),
     ("reaper_backlog", "Requests not finished yet."),
-    (
-        "reaper_outbox_unpublished",
-        "Events waiting for the broker's confirm.",
-    ),
-    (
-        "reaper_ready",
-        "Whether the worker consumes and every endpoint is up (/readyz).",
-    ),
-    (
-        "reaper_endpoint_up",
-        "Whether an endpoint is up (1) or down (0).",
-    ),
-    (
-        "reaper_endpoint_state_since_seconds",
-        "When an endpoint entered its state (Unix time).",
-    ),
+    ("reaper_outbox_unpublished", "Events waiting for the broker's confirm."),
+    ("reaper_ready", "Whether /readyz answers 200 (1) or not (0)."),
+    ("reaper_endpoint_up", "Whether an endpoint is up (1) or down (0)."),
+    ("reaper_endpoint_state_since_seconds", "When an endpoint entered its state (Unix time)."),
 ];
 
 #[cfg(test)]
