@@ -1,6 +1,8 @@
 //! The call budget of one remote endpoint: a rate (`governor`), a cap on concurrent calls,
 //! and an endpoint-wide pause when the server says `Retry-After`. Every call that reaches an
-//! endpoint — deletes, polls, verifications, logons — goes through its [`Limiter`].
+//! endpoint — deletes, polls, verifications, logons — goes through its [`Limiter`], whose
+//! [`CallPermit`] also counts the call (`reaper_remote_calls_total`, its duration) and which
+//! records the budget waits and throttle pauses (see README.md, metrics).
 
 use crate::retry::{Backoff, Jitter};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -29,6 +31,8 @@ pub struct Limiter {
     paused_until: Mutex<Option<Instant>>,
     /// Throttling answers (429/503) in a row, for the back-off when no `Retry-After` came.
     throttles: AtomicU32,
+    /// The endpoint's name: the `endpoint` label of its metrics.
+    endpoint: Arc<str>,
 }
 
 /// How an endpoint that throttles without saying for how long is backed off.
@@ -39,12 +43,73 @@ const THROTTLE_BACKOFF: Backoff = Backoff {
     jitter: Jitter::Equal,
 };
 
-/// Held for the duration of one call; releases the concurrency slot when dropped.
+/// Held for the duration of one call; releases the concurrency slot when dropped. A call
+/// marked [`sending`](CallPermit::sending) is counted when the permit is dropped, with the
+/// status of its answer, or `error` when none came (transport failure, timeout, abandoned);
+/// a `logon` call is counted in `reaper_logons_total` too (`ok` for 2xx, `refused` for
+/// 401/403, else `error`).
 pub struct CallPermit {
     _slot: OwnedSemaphorePermit,
+    endpoint: Arc<str>,
+    call: Option<Call>,
+}
+
+struct Call {
+    operation: &'static str,
+    sent: Instant,
+    answer: Option<(u16, Duration)>,
+}
+
+impl CallPermit {
+    /// The call (`operation`: `delete`, `poll`, `logon`, …) is leaving now.
+    pub fn sending(&mut self, operation: &'static str) {
+        let sent = Instant::now();
+        self.call = Some(Call {
+            operation,
+            sent,
+            answer: None,
+        });
+    }
+
+    /// The call's answer came with `status`.
+    pub fn answered(&mut self, status: u16) {
+        if let Some(call) = &mut self.call {
+            call.answer = Some((status, call.sent.elapsed()));
+        }
+    }
+}
+
+impl Drop for CallPermit {
+    fn drop(&mut self) {
+        let Some(call) = self.call.take() else {
+            return;
+        };
+        let (status, took) = match call.answer {
+            Some((status, took)) => (status.to_string(), took),
+            None => ("error".to_string(), call.sent.elapsed()),
+        };
+        let (endpoint, operation) = (self.endpoint.to_string(), call.operation);
+        metrics::histogram!("reaper_remote_call_duration_seconds",
+            "endpoint" => endpoint.clone(), "operation" => operation)
+        .record(took.as_secs_f64());
+        if operation == "logon" {
+            let result = match call.answer {
+                Some((200..=299, _)) => "ok",
+                Some((401 | 403, _)) => "refused",
+                _ => "error",
+            };
+            metrics::counter!("reaper_logons_total",
+                "endpoint" => endpoint.clone(), "result" => result)
+            .increment(1);
+        }
+        metrics::counter!("reaper_remote_calls_total",
+            "endpoint" => endpoint, "operation" => operation, "status" => status)
+        .increment(1);
+    }
 }
 
 impl Limiter {
+    /// A limiter whose metrics carry the endpoint label `unnamed`; see [`Limiter::named`].
     pub fn new(budget: Budget) -> Self {
         let rate = (budget.rate_per_sec > 0.0).then(|| {
             let period = Duration::from_secs_f64(1.0 / budget.rate_per_sec);
@@ -59,6 +124,15 @@ impl Limiter {
             in_flight: Arc::new(Semaphore::new(budget.max_in_flight.max(1))),
             paused_until: Mutex::new(None),
             throttles: AtomicU32::new(0),
+            endpoint: Arc::from("unnamed"),
+        }
+    }
+
+    /// The limiter of endpoint `endpoint` (the `endpoint` label of its metrics).
+    pub fn named(endpoint: &str, budget: Budget) -> Self {
+        Limiter {
+            endpoint: Arc::from(endpoint),
+            ..Limiter::new(budget)
         }
     }
 
@@ -67,6 +141,7 @@ impl Limiter {
     ///
     /// Cancel safety: dropping the future gives back the slot; a rate token, once taken, is spent.
     pub async fn acquire(&self) -> CallPermit {
+        let asked = Instant::now();
         let slot = Arc::clone(&self.in_flight)
             .acquire_owned()
             .await
@@ -81,7 +156,13 @@ impl Limiter {
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
         }
-        CallPermit { _slot: slot }
+        metrics::histogram!("reaper_budget_wait_seconds", "endpoint" => self.endpoint.to_string())
+            .record(asked.elapsed().as_secs_f64());
+        CallPermit {
+            _slot: slot,
+            endpoint: Arc::clone(&self.endpoint),
+            call: None,
+        }
     }
 
     /// The endpoint answered 429 or 503: pause it for `retry_after` when the server said so,
@@ -102,6 +183,7 @@ impl Limiter {
         if paused.is_none_or(|cur| cur < now + d) {
             *paused = Some(now + d);
         }
+        self.count_pause();
         tracing::warn!(pause = ?d, "endpoint throttled: pausing every call to it");
         d
     }
@@ -121,6 +203,12 @@ impl Limiter {
         if p.is_none_or(|cur| cur < until) {
             *p = Some(until);
         }
+        self.count_pause();
+    }
+
+    fn count_pause(&self) {
+        metrics::counter!("reaper_throttle_pauses_total", "endpoint" => self.endpoint.to_string())
+            .increment(1);
     }
 }
 

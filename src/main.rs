@@ -1,6 +1,8 @@
 //! The `reaper` binary: parse the command line, set up logging, run, map to an exit code.
 
 use clap::Parser;
+use reaper::cli::{Cli, Command};
+use reaper::config::LogFormat;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
@@ -18,19 +20,42 @@ fn credential_safe() -> Targets {
         .with_target("amq_protocol", LevelFilter::DEBUG)
 }
 
+/// Logs to stderr as `format` says, filtered by `RUST_LOG` (else `default`) and the
+/// credential-safe cap.
+fn init_logging(format: LogFormat, default: &str) {
+    let wanted = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(wanted.and(credential_safe())))
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let wanted = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(wanted.and(credential_safe())),
-        )
-        .init();
-    let cli = reaper::cli::Cli::parse();
+    let cli = Cli::parse();
+    let format = match LogFormat::from_env() {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("reaper: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The demo is for people: its summary, not the worker's logs, unless RUST_LOG asks.
+    let default = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_logging(format, default);
     match reaper::cli::run(cli).await {
         Ok(code) => code,
+        Err(e) if format == LogFormat::Json => {
+            tracing::error!(error = format!("{e:#}"), "reaper stopped");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("reaper: {e:#}");
             ExitCode::FAILURE

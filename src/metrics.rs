@@ -1,17 +1,19 @@
 //! The operator's HTTP endpoint (`REAPER_METRICS_ADDR`): `/healthz` (the process answers),
 //! `/readyz` (the broker is consumed and every endpoint is up, design 1.7, with a JSON body
-//! saying which part is not) and `/metrics` (Prometheus text, read from the ledger and the
-//! endpoints' health at scrape time). Reads only; changes nothing.
+//! saying which part is not) and `/metrics` (Prometheus text: what the process recorded
+//! through the `metrics` facade — calls, waits, outcomes, events — and gauges read from the
+//! ledger and the endpoints' health at scrape time). Reads only; changes nothing.
 
-use crate::health::{EndpointHealth, State as EndpointState};
-use crate::ledger::Ledger;
+use crate::health::{self, EndpointHealth, State as EndpointState};
+use crate::ledger::{Ledger, StateCount};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use std::fmt::Write;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Where the worker's broker link is.
@@ -93,14 +95,81 @@ impl Health {
     }
 }
 
+/// The buckets (seconds) of the duration histograms: remote calls and budget waits.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// How long the per-state request counts (a `GROUP BY` over the whole ledger) are reused
+/// between scrapes.
+const REQUESTS_REFRESH: Duration = Duration::from_secs(5);
+
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's `metrics` recorder (once; later calls return the same handle).
+/// Counters and histograms are recorded where things happen (clients, limiter, engine,
+/// broker) and rendered by `/metrics`; the exporter opens no listener of its own. Without a
+/// metrics address nothing is installed and recording costs nothing.
+pub fn install() -> PrometheusHandle {
+    RECORDER
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS);
+            match builder.map(PrometheusBuilder::install_recorder) {
+                Ok(Ok(handle)) => {
+                    describe();
+                    handle
+                }
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(error = %e, "cannot install the metrics recorder: \
+                        /metrics shows the ledger and the endpoints' health only");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}
+
+/// The metrics recorded where things happen, with their help text (README.md, metrics, has
+/// the table).
+#[rustfmt::skip]
+const RECORDED: &[(&str, &str)] = &[
+    ("reaper_remote_calls_total", "Calls to an endpoint by operation and status."),
+    ("reaper_remote_call_duration_seconds", "How long an endpoint took to answer."),
+    ("reaper_outcomes_total", "Requests finished, by endpoint and outcome."),
+    ("reaper_budget_wait_seconds", "How long a call waited for its endpoint's budget."),
+    ("reaper_throttle_pauses_total", "Endpoint-wide pauses after a 429/503."),
+    ("reaper_logons_total", "EM logons and IAM token requests by result."),
+    ("reaper_events_published_total", "Events the broker confirmed, by routing key."),
+    ("reaper_events_returned_total", "Events the broker returned (no queue bound)."),
+    ("reaper_dead_lettered_total", "Request messages rejected to the dead-letter queue."),
+];
+
+fn describe() {
+    for &(name, help) in RECORDED {
+        if name.ends_with("_seconds") {
+            metrics::describe_histogram!(name, metrics::Unit::Seconds, help);
+        } else {
+            metrics::describe_counter!(name, help);
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Ctx {
     ledger: Ledger,
     health: Arc<Health>,
+    recorded: PrometheusHandle,
+    requests: Arc<tokio::sync::Mutex<Option<CachedCounts>>>,
 }
 
-/// Binds the endpoint's address (at start-up, so that a taken port stops it with a clear error).
+/// The per-state counts and when they were read.
+type CachedCounts = (Instant, Vec<StateCount>);
+
+/// Binds the endpoint's address (at start-up, so that a taken port stops it with a clear
+/// error) and installs the metrics recorder, so that everything from now on is counted.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    install();
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("REAPER_METRICS_ADDR: cannot listen on {addr}: {e}"))
@@ -114,15 +183,33 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "metrics and health on /metrics, /healthz, /readyz");
+    let recorded = install();
+    tokio::spawn(upkeep(recorded.clone(), cancel.clone()));
+    let ctx = Ctx {
+        ledger,
+        health,
+        recorded,
+        requests: Arc::default(),
+    };
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Ctx { ledger, health });
+        .with_state(ctx);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await?;
     Ok(())
+}
+
+/// Keeps the recorder's histograms drained between scrapes, until `cancel`.
+async fn upkeep(handle: PrometheusHandle, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+        }
+    }
 }
 
 async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
@@ -135,11 +222,11 @@ async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
-    match render(&ctx).await {
-        Ok(text) => (
+    match snapshot(&ctx).await {
+        Ok(snapshot) => (
             StatusCode::OK,
             [("content-type", "text/plain; version=0.0.4")],
-            text,
+            ctx.recorded.render() + &snapshot.render(),
         ),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -149,80 +236,115 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
     }
 }
 
-async fn render(ctx: &Ctx) -> anyhow::Result<String> {
-    let mut out = String::new();
-    writeln!(
-        out,
-        "# HELP reaper_requests Requests in the ledger by state and outcome."
-    )?;
-    writeln!(out, "# TYPE reaper_requests gauge")?;
-    for c in ctx.ledger.counts().await? {
-        writeln!(
-            out,
-            "reaper_requests{{state=\"{}\",outcome=\"{}\"}} {}",
-            c.state,
-            c.outcome.as_deref().unwrap_or(""),
-            c.count
-        )?;
-    }
-    writeln!(out, "# HELP reaper_backlog Requests not finished yet.")?;
-    writeln!(out, "# TYPE reaper_backlog gauge")?;
-    writeln!(out, "reaper_backlog {}", ctx.ledger.backlog().await?)?;
-    writeln!(
-        out,
-        "# HELP reaper_outbox_unpublished Events waiting for the broker's confirm."
-    )?;
-    writeln!(out, "# TYPE reaper_outbox_unpublished gauge")?;
-    writeln!(
-        out,
-        "reaper_outbox_unpublished {}",
-        ctx.ledger.unpublished_count().await?
-    )?;
-    writeln!(
-        out,
-        "# HELP reaper_ready Whether the worker consumes and every endpoint is up (/readyz)."
-    )?;
-    writeln!(out, "# TYPE reaper_ready gauge")?;
-    writeln!(out, "reaper_ready {}", u8::from(ctx.health.is_ready()))?;
-    render_endpoints(&mut out, &ctx.health)?;
-    Ok(out)
+/// What this worker's ledger and health say now: gauges read at scrape time (the per-state
+/// counts at most every [`REQUESTS_REFRESH`]; the backlog and the outbox are counted on
+/// partial indexes, which stay small).
+struct Snapshot {
+    requests: Vec<StateCount>,
+    backlog: u64,
+    unpublished: u64,
+    ready: bool,
+    endpoints: Vec<health::Snapshot>,
 }
 
-fn render_endpoints(out: &mut String, health: &Health) -> std::fmt::Result {
-    let snapshots: Vec<_> = health.endpoints().iter().map(|e| e.snapshot()).collect();
-    writeln!(
-        out,
-        "# HELP reaper_endpoint_up Whether an endpoint is up (1) or down (0)."
-    )?;
-    writeln!(out, "# TYPE reaper_endpoint_up gauge")?;
-    for s in &snapshots {
-        let up = u8::from(s.state == EndpointState::Up);
-        writeln!(
-            out,
-            "reaper_endpoint_up{{endpoint=\"{}\"}} {up}",
-            s.endpoint
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP reaper_endpoint_state_since_seconds When an endpoint entered its state (Unix time)."
-    )?;
-    writeln!(out, "# TYPE reaper_endpoint_state_since_seconds gauge")?;
-    for s in &snapshots {
-        writeln!(
-            out,
-            "reaper_endpoint_state_since_seconds{{endpoint=\"{}\",state=\"{}\"}} {}",
-            s.endpoint,
-            s.state.as_str(),
-            s.since.timestamp()
-        )?;
-    }
-    Ok(())
+async fn snapshot(ctx: &Ctx) -> anyhow::Result<Snapshot> {
+    let requests = {
+        let mut cached = ctx.requests.lock().await;
+        match &*cached {
+            Some((at, counts)) if at.elapsed() < REQUESTS_REFRESH => counts.clone(),
+            _ => {
+                let counts = ctx.ledger.counts().await?;
+                *cached = Some((Instant::now(), counts.clone()));
+                counts
+            }
+        }
+    };
+    Ok(Snapshot {
+        requests,
+        backlog: ctx.ledger.backlog().await?,
+        unpublished: ctx.ledger.unpublished_count().await?,
+        ready: ctx.health.is_ready(),
+        endpoints: ctx
+            .health
+            .endpoints()
+            .iter()
+            .map(|e| e.snapshot())
+            .collect(),
+    })
 }
+
+impl Snapshot {
+    /// The gauges in Prometheus text, through a recorder of their own: they belong to this
+    /// worker, not to the process (tests run several workers in one process).
+    fn render(&self) -> String {
+        use metrics::gauge;
+        let recorder = PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&recorder, || {
+            for &(name, help) in GAUGES {
+                metrics::describe_gauge!(name, help);
+            }
+            for c in &self.requests {
+                let outcome = c.outcome.clone().unwrap_or_default();
+                gauge!("reaper_requests", "state" => c.state.clone(), "outcome" => outcome)
+                    .set(c.count as f64);
+            }
+            gauge!("reaper_backlog").set(self.backlog as f64);
+            gauge!("reaper_outbox_unpublished").set(self.unpublished as f64);
+            gauge!("reaper_ready").set(f64::from(u8::from(self.ready)));
+            for s in &self.endpoints {
+                let up = u8::from(s.state == EndpointState::Up);
+                gauge!("reaper_endpoint_up", "endpoint" => s.endpoint.clone()).set(f64::from(up));
+                gauge!("reaper_endpoint_state_since_seconds",
+                    "endpoint" => s.endpoint.clone(), "state" => s.state.as_str())
+                .set(s.since.timestamp() as f64);
+            }
+        });
+        recorder.handle().render()
+    }
+}
+
+/// The gauges read at scrape time, with their help text.
+#[rustfmt::skip]
+const GAUGES: &[(&str, &str)] = &[
+    ("reaper_requests", "Requests in the ledger by state and outcome."),
+    ("reaper_backlog", "Requests not finished yet."),
+    ("reaper_outbox_unpublished", "Events waiting for the broker's confirm."),
+    ("reaper_ready", "Whether /readyz answers 200 (1) or not (0)."),
+    ("reaper_endpoint_up", "Whether an endpoint is up (1) or down (0)."),
+    ("reaper_endpoint_state_since_seconds", "When an endpoint entered its state (Unix time)."),
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gauges(h: &Health) -> Snapshot {
+        Snapshot {
+            requests: vec![StateCount {
+                state: "succeeded".into(),
+                outcome: Some("deleted".into()),
+                count: 3,
+            }],
+            backlog: 2,
+            unpublished: 0,
+            ready: h.is_ready(),
+            endpoints: h.endpoints().iter().map(|e| e.snapshot()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_gauges_render_as_prometheus_text() {
+        let text = gauges(&Health::default()).render();
+        for line in [
+            "# TYPE reaper_requests gauge",
+            "reaper_requests{state=\"succeeded\",outcome=\"deleted\"} 3",
+            "reaper_backlog 2",
+            "reaper_outbox_unpublished 0",
+            "reaper_ready 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn ready_needs_the_broker_consumed_and_every_endpoint_up() {
@@ -249,16 +371,14 @@ mod tests {
                 .unwrap()
                 .ends_with('Z')
         );
-        let mut text = String::new();
-        render_endpoints(&mut text, &h).unwrap();
+        let text = gauges(&h).render();
         assert!(
             text.contains("reaper_endpoint_up{endpoint=\"em\"} 0"),
             "{text}"
         );
         em.probe_succeeded("logged on");
         assert!(h.is_ready());
-        let mut text = String::new();
-        render_endpoints(&mut text, &h).unwrap();
+        let text = gauges(&h).render();
         assert!(
             text.contains("reaper_endpoint_up{endpoint=\"em\"} 1"),
             "{text}"

@@ -323,8 +323,13 @@ impl IntakeCtx {
         };
         for (d, disposition) in batch.iter().zip(dispositions) {
             match disposition {
-                Disposition::Ack => d.ack(BasicAckOptions::default()).await?,
-                Disposition::DeadLetter => d.reject(BasicRejectOptions { requeue: false }).await?,
+                Disposition::Ack => {
+                    d.ack(BasicAckOptions::default()).await?;
+                }
+                Disposition::DeadLetter => {
+                    d.reject(BasicRejectOptions { requeue: false }).await?;
+                    metrics::counter!("reaper_dead_lettered_total").increment(1);
+                }
             };
         }
         Ok(())

@@ -101,8 +101,14 @@ impl Publisher {
             let confirmation = confirm.await?;
             if confirmation.is_ack() {
                 match confirmation.take_message() {
-                    None => ok.push(row.seq),
+                    None => {
+                        metrics::counter!("reaper_events_published_total",
+                            "routing_key" => row.routing_key.clone())
+                        .increment(1);
+                        ok.push(row.seq)
+                    }
                     Some(returned) => {
+                        metrics::counter!("reaper_events_returned_total").increment(1);
                         failed.push((row, Refusal::Returned(returned.reply_text.to_string())))
                     }
                 }

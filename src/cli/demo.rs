@@ -1,12 +1,15 @@
 //! `reaper demo`: the simulator and a worker in this process, against the configured
-//! RabbitMQ, with a sample batch; prints progress and a summary, and exits 0 only when every
-//! outcome event has arrived.
+//! RabbitMQ, with a sample batch; shows progress (a bar on a terminal, a line a second
+//! otherwise) and a summary, and exits 0 only when every outcome event has arrived. Its logs
+//! are at `warn` unless `RUST_LOG` says otherwise (set in `main.rs`).
 
 use super::harness::{Harness, HarnessSpec, sample_batch};
 use crate::config::Config;
 use crate::em::codec::Format;
 use crate::limit::Budget;
+use crate::sim::SimStats;
 use std::collections::{BTreeMap, HashSet};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -32,9 +35,57 @@ pub struct DemoArgs {
     pub timeout: Duration,
 }
 
+/// What came back: the outcome events of the batch, counted by outcome.
+#[derive(Default)]
+struct Tally {
+    seen: HashSet<String>,
+    outcomes: BTreeMap<String, usize>,
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let base = Config::from_env()?;
-    let spec = HarnessSpec {
+    let spec = spec(&args, &base);
+    let mut h = Harness::start(base, spec).await?;
+    let batch_id = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let requests = sample_batch(args.count, &batch_id);
+    println!(
+        "reaper demo: {} em.job requests → {} (simulated EM at {}), rate {}/s",
+        args.count,
+        h.cfg.topology.request_queue,
+        h.sim.base_url(),
+        args.rate
+    );
+    let started = Instant::now();
+    h.publish(&requests).await?;
+    println!(
+        "published {} requests in {:.2}s",
+        args.count,
+        started.elapsed().as_secs_f64()
+    );
+    let expected: HashSet<String> = requests
+        .iter()
+        .filter_map(|r| r.request_id.clone())
+        .collect();
+    let tally = follow(&mut h, &expected, started, args.timeout).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = h.sim.stats();
+    h.stop().await;
+    summary(&batch_id, &tally, expected.len(), elapsed, &stats);
+    if tally.seen.len() == expected.len() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "reaper demo: only {} of {} outcome events arrived within {:?}",
+            tally.seen.len(),
+            expected.len(),
+            args.timeout
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn spec(args: &DemoArgs, base: &Config) -> HarnessSpec {
+    HarnessSpec {
         name: "demo",
         sim: crate::sim::SimConfig {
             task_duration: args.task_duration,
@@ -53,63 +104,92 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         engine_concurrency: base.engine_concurrency,
         backlog_limit: base.backlog_limit,
-    };
-    let mut h = Harness::start(base, spec).await?;
-    let batch_id = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let requests = sample_batch(args.count, &batch_id);
-    println!(
-        "reaper demo: {} em.job requests → {} (simulated EM at {}), rate {}/s",
-        args.count,
-        h.cfg.topology.request_queue,
-        h.sim.base_url(),
-        args.rate
-    );
-    let started = Instant::now();
-    h.publish(&requests).await?;
-    println!(
-        "published {} requests in {:.2}s",
-        args.count,
-        started.elapsed().as_secs_f64()
-    );
+    }
+}
 
-    let expected: HashSet<String> = requests
-        .iter()
-        .filter_map(|r| r.request_id.clone())
-        .collect();
-    let mut seen = HashSet::new();
-    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    let deadline = tokio::time::Instant::now() + args.timeout;
+/// Counts the outcome events of `expected` until each has one or `timeout` passes.
+async fn follow(
+    h: &mut Harness,
+    expected: &HashSet<String>,
+    started: Instant,
+    timeout: Duration,
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let progress = Progress::new(expected.len(), started);
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while seen.len() < expected.len() {
+    while tally.seen.len() < expected.len() {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
-            _ = tick.tick() => {
-                let secs = started.elapsed().as_secs_f64();
-                println!("  {:>6}/{} outcomes  {:>7.1} req/s  {:>5.1}s", seen.len(), expected.len(), seen.len() as f64 / secs, secs);
-            }
+            _ = tick.tick() => progress.tick(tally.seen.len()),
             ev = h.events.next() => {
                 let (_, ev) = ev?;
                 if let Some(id) = ev.data.request_id.clone().filter(|id| expected.contains(id))
-                    && seen.insert(id)
+                    && tally.seen.insert(id)
                 {
-                    *outcomes.entry(ev.data.outcome.as_str().to_string()).or_default() += 1;
+                    *tally.outcomes.entry(ev.data.outcome.as_str().to_string()).or_default() += 1;
+                    progress.outcome();
                 }
             }
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let stats = h.sim.stats();
-    h.stop().await;
+    progress.finish();
+    Ok(tally)
+}
 
+/// How the demo shows its progress: a bar on a terminal, else a plain line a second.
+enum Progress {
+    Bar(indicatif::ProgressBar),
+    Lines { total: usize, started: Instant },
+}
+
+impl Progress {
+    fn new(total: usize, started: Instant) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Progress::Lines { total, started };
+        }
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} outcomes ({per_sec}, {elapsed})",
+            )
+            .expect("a valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress::Bar(bar)
+    }
+
+    fn outcome(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.inc(1);
+        }
+    }
+
+    fn tick(&self, seen: usize) {
+        if let Progress::Lines { total, started } = self {
+            let secs = started.elapsed().as_secs_f64();
+            let rate = seen as f64 / secs;
+            println!("  {seen:>6}/{total} outcomes  {rate:>7.1} req/s  {secs:>5.1}s");
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish();
+        }
+    }
+}
+
+fn summary(batch_id: &str, tally: &Tally, expected: usize, elapsed: f64, stats: &SimStats) {
     println!("\nsummary of batch {batch_id}");
-    for (outcome, n) in &outcomes {
+    for (outcome, n) in &tally.outcomes {
         println!("  {outcome:<18} {n}");
     }
-    println!("  events received    {}/{}", seen.len(), expected.len());
+    println!("  events received    {}/{expected}", tally.seen.len());
     println!("  elapsed            {elapsed:.2}s");
     println!(
         "  throughput         {:.1} requests/s",
-        seen.len() as f64 / elapsed
+        tally.seen.len() as f64 / elapsed
     );
     println!(
         "  EM calls           {} ({} DELETEs, {} logons, busiest second {})",
@@ -118,15 +198,4 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         stats.logons,
         stats.max_calls_per_second
     );
-    if seen.len() == expected.len() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "reaper demo: only {} of {} outcome events arrived within {:?}",
-            seen.len(),
-            expected.len(),
-            args.timeout
-        );
-        Ok(ExitCode::FAILURE)
-    }
 }

@@ -3,7 +3,6 @@
 //! prefix). A bad value stops start-up with an error that names its key.
 
 use crate::retry::{Backoff, Jitter};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ mod endpoint;
 mod errors;
 mod file;
 mod format;
+mod log;
 mod secret;
 mod source;
 
@@ -21,6 +21,7 @@ pub use em::EmSettings;
 pub use errors::ConfigError;
 use errors::err;
 pub use format::Format;
+pub use log::LogFormat;
 pub use secret::{FILE_RECHECK, Secret, SecretSource, env_secret};
 use source::Source;
 
@@ -111,36 +112,17 @@ impl Default for Config {
 
 impl Config {
     /// Reads the configuration from the process environment (and `REAPER_CONFIG`).
-    /// Variables that are not Unicode are passed over, except a `REAPER_…` one, which is
-    /// an error naming it (`std::env::vars` would panic on either).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut vars = Vec::new();
-        for (k, v) in std::env::vars_os() {
-            let Some(k) = k.to_str().filter(|k| k.starts_with("REAPER_")) else {
-                continue;
-            };
-            let v = v
-                .into_string()
-                .map_err(|_| err(k, "the value is not valid Unicode"))?;
-            vars.push((k.to_string(), v));
-        }
-        Self::from_vars(vars)
+        Self::from_vars(source::reaper_vars()?)
     }
 
     /// Reads the configuration from the given variables (and the TOML file they name).
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("REAPER_"))
-            .collect();
-        let mut merged = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
-            Some(path) => file::read_toml(path.trim())?,
-            None => HashMap::new(),
-        };
-        merged.extend(env);
-        Self::from_source(&Source(merged))
+        let source = Source::from_vars(vars)?;
+        LogFormat::from_source(&source)?; // used by `main.rs` before; checked with the rest
+        Self::from_source(&source)
     }
 
     fn from_source(s: &Source) -> Result<Self, ConfigError> {

@@ -10,7 +10,39 @@ use std::time::Duration;
 /// Raw key → value pairs: the TOML file first, then the environment over it.
 pub(super) struct Source(pub(super) HashMap<String, String>);
 
+/// The process's `REAPER_…` variables. Variables that are not Unicode are passed over,
+/// except a `REAPER_…` one, which is an error naming it (`std::env::vars` would panic).
+pub(super) fn reaper_vars() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let Some(k) = k.to_str().filter(|k| k.starts_with("REAPER_")) else {
+            continue;
+        };
+        let v = v
+            .into_string()
+            .map_err(|_| err(k, "the value is not valid Unicode"))?;
+        vars.push((k.to_string(), v));
+    }
+    Ok(vars)
+}
+
 impl Source {
+    /// The `REAPER_…` variables over the TOML file that `REAPER_CONFIG` names.
+    pub(super) fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("REAPER_"))
+            .collect();
+        let mut merged = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
+            Some(path) => super::file::read_toml(path.trim())?,
+            None => HashMap::new(),
+        };
+        merged.extend(env);
+        Ok(Source(merged))
+    }
+
     /// The value of `key`, unless unset or blank.
     pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0

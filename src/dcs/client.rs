@@ -224,6 +224,11 @@ impl DcsClient {
             permit = self.limiter.acquire().await;
         }
         self.check_up(purpose)?;
+        permit.sending(match purpose {
+            Purpose::Probe => "probe",
+            Purpose::Work if method == Method::DELETE => "delete",
+            Purpose::Work => "list_tasks",
+        });
         let resp = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -235,6 +240,7 @@ impl DcsClient {
         let answer = read(Origin::Dcs, resp)
             .await
             .map_err(|e| self.troubled(e))?;
+        permit.answered(answer.status.as_u16());
         drop(permit);
         match answer.status.as_u16() {
             429 | 503 => {

@@ -226,8 +226,9 @@ impl Iam {
 
     /// One IAM call, through the endpoint's limiter.
     async fn try_fetch(&self, project_id: &str, purpose: Purpose) -> Result<Token, DcsError> {
-        let _permit = self.limiter.acquire().await;
+        let mut permit = self.limiter.acquire().await;
         self.check_up(purpose)?;
+        permit.sending("logon");
         let password = self.password.current();
         let body = auth_request(&self.domain, &self.username, password.expose(), project_id);
         let resp = self
@@ -249,6 +250,7 @@ impl Iam {
         let answer = read(Origin::Iam, resp)
             .await
             .map_err(|e| self.troubled(e))?;
+        permit.answered(answer.status.as_u16());
         if !answer.status.is_success() {
             if let Some(d) = answer.retry_after
                 && matches!(answer.status.as_u16(), 429 | 503)

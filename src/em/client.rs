@@ -140,7 +140,7 @@ impl EmClient {
 
     /// Sends `DELETE {path}` (a path below the endpoint, e.g. `/api/jobs/{id}`).
     pub async fn delete(&self, path: &str) -> Result<DeleteAnswer, EmError> {
-        let (answer, session) = self.call(Method::DELETE, path, true).await?;
+        let (answer, session) = self.call(Method::DELETE, path, "delete", true).await?;
         let status = answer.status.as_u16();
         match answer.status {
             StatusCode::OK | StatusCode::NO_CONTENT => Ok(DeleteAnswer::Done { status }),
@@ -189,7 +189,7 @@ impl EmClient {
             return Ok(Poll::SessionLost);
         }
         let path = format!("/api/tasks/{task_id}");
-        let (answer, session) = match self.call(Method::GET, &path, false).await {
+        let (answer, session) = match self.call(Method::GET, &path, "poll", false).await {
             Err(e) if e.class == ErrorClass::Unauthorized => return Ok(Poll::SessionLost),
             other => other?,
         };
@@ -216,7 +216,7 @@ impl EmClient {
 
     /// `GET {path}`: whether the resource still exists (used to verify a deletion).
     pub async fn presence(&self, path: &str) -> Result<Presence, EmError> {
-        let (answer, _) = self.call(Method::GET, path, true).await?;
+        let (answer, _) = self.call(Method::GET, path, "verify", true).await?;
         match answer.status {
             s if s.is_success() => Ok(Presence::Present),
             StatusCode::NOT_FOUND => Ok(Presence::Absent),
@@ -242,7 +242,13 @@ impl EmClient {
     pub(super) async fn end_session(&self, session: &Session) -> Result<(), EmError> {
         let path = format!("/api/logonSessions/{}", session.guid);
         let answer = self
-            .send(Method::DELETE, &path, Some(session), Purpose::Work)
+            .send(
+                Method::DELETE,
+                &path,
+                "log_off",
+                Some(session),
+                Purpose::Work,
+            )
             .await?;
         match answer.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::UNAUTHORIZED => {
@@ -258,12 +264,19 @@ impl EmClient {
         &self,
         method: Method,
         path: &str,
+        operation: &'static str,
         retry_on_401: bool,
     ) -> Result<(Answer, Arc<Session>), EmError> {
         self.check_up(Purpose::Work)?;
         let session = self.session().await?;
         let answer = self
-            .send(method.clone(), path, Some(&session), Purpose::Work)
+            .send(
+                method.clone(),
+                path,
+                operation,
+                Some(&session),
+                Purpose::Work,
+            )
             .await?;
         if answer.status != StatusCode::UNAUTHORIZED {
             return Ok((answer, session));
@@ -272,7 +285,9 @@ impl EmClient {
         if !retry_on_401 {
             return Ok((answer, session));
         }
-        let answer = self.send(method, path, Some(&fresh), Purpose::Work).await?;
+        let answer = self
+            .send(method, path, operation, Some(&fresh), Purpose::Work)
+            .await?;
         if answer.status == StatusCode::UNAUTHORIZED {
             return Err(EmError {
                 class: ErrorClass::Unauthorized,
@@ -290,11 +305,13 @@ impl EmClient {
         &self,
         method: Method,
         path: &str,
+        operation: &'static str,
         session: Option<&Session>,
         purpose: Purpose,
     ) -> Result<Answer, EmError> {
-        let _permit = self.limiter.acquire().await;
+        let mut permit = self.limiter.acquire().await;
         self.check_up(purpose)?;
+        permit.sending(operation);
         let url = format!("{}{}", self.api, path.strip_prefix("/api").unwrap_or(path));
         let mut req = self
             .http
@@ -305,6 +322,7 @@ impl EmClient {
         }
         let sent = req.send().await.map_err(|e| self.transport_error(&e))?;
         let answer = read(sent).await.map_err(|e| self.troubled(e))?;
+        permit.answered(answer.status.as_u16());
         match answer.status.as_u16() {
             429 | 503 => {
                 self.limiter.throttled(answer.retry_after);

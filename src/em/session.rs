@@ -74,7 +74,7 @@ impl EmClient {
         if let Some(s) = self.current_session() {
             let path = format!("/api/logonSessions/{}", s.guid);
             let answer = self
-                .send(Method::GET, &path, Some(&s), Purpose::Probe)
+                .send(Method::GET, &path, "probe", Some(&s), Purpose::Probe)
                 .await
                 .map_err(|e| e.to_string())?;
             if answer.status != StatusCode::UNAUTHORIZED {
@@ -108,8 +108,9 @@ impl EmClient {
     }
 
     async fn try_logon(&self, purpose: Purpose) -> Result<Session, EmError> {
-        let _permit = self.limiter.acquire().await;
+        let mut permit = self.limiter.acquire().await;
         self.check_up(purpose)?;
+        permit.sending("logon");
         let url = format!("{}/sessionMngr/?v=latest", self.api);
         let password = self.password.current();
         let resp = self
@@ -127,6 +128,7 @@ impl EmClient {
             .map(str::to_string);
         let answer = read(resp).await.map_err(|e| self.troubled(e))?;
         let status = answer.status.as_u16();
+        permit.answered(status);
         if matches!(status, 401 | 403) {
             return Err(EmError {
                 class: ErrorClass::Unavailable,

@@ -335,6 +335,9 @@ impl Engine {
         self.ledger
             .finish(&row.request_id, &change, &finish)
             .await?;
+        metrics::counter!("reaper_outcomes_total",
+            "endpoint" => row.endpoint.clone(), "outcome" => outcome.as_str())
+        .increment(1);
         tracing::debug!(request_id = %row.request_id, outcome = outcome.as_str(), "request finished");
         self.outbox_wake.notify_one();
         Ok(())

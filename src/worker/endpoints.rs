@@ -34,14 +34,14 @@ impl Endpoints {
         let health = |name: &str| Arc::new(EndpointHealth::new(name, transitions.clone()));
         let mut em = HashMap::new();
         if let Some(s) = &cfg.em {
-            let limiter = Arc::new(Limiter::new(s.budget));
+            let limiter = Arc::new(Limiter::named(&s.name, s.budget));
             let client = EmClient::new(s, limiter, health(&s.name))
                 .with_context(|| format!("EM endpoint `{}`", s.name))?;
             em.insert(s.name.clone(), Arc::new(client));
         }
         let mut dcs = HashMap::new();
         if let Some(s) = &cfg.dcs {
-            let limiter = Arc::new(Limiter::new(s.budget));
+            let limiter = Arc::new(Limiter::named(&s.name, s.budget));
             let client = DcsClient::new(s, limiter, health(&s.name))
                 .with_context(|| format!("DCS endpoint `{}`", s.name))?;
             dcs.insert(s.name.clone(), Arc::new(client));

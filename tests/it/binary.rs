@@ -446,3 +446,192 @@ async fn reaper_prune_forgets_only_requests_that_finished_before_the_cutoff() {
     );
     assert!(String::from_utf8_lossy(&none.stderr).contains("--finished-before"));
 }
+
+/// `reaper run` against the simulator and the test's topology, its endpoint named `endpoint`,
+/// serving health and metrics on `metrics`.
+fn reaper_run(env: &TestEnv, endpoint: &str, metrics: &str) -> Command {
+    let t = &env.cfg.topology;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_reaper"));
+    c.arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REAPER_AMQP_URL", env.cfg.amqp_url.expose())
+        .env("REAPER_REQUEST_QUEUE", &t.request_queue)
+        .env("REAPER_DEAD_LETTER_QUEUE", &t.dead_letter_queue)
+        .env("REAPER_DEAD_LETTER_EXCHANGE", &t.dead_letter_exchange)
+        .env("REAPER_EVENTS_EXCHANGE", &t.events_exchange)
+        .env("REAPER_QUEUE_EXPIRES", "10m")
+        .env("REAPER_LEDGER", env.ledger_path())
+        .env("REAPER_EM_URL", env.sim.base_url())
+        .env("REAPER_EM_NAME", endpoint)
+        .env("REAPER_EM_USERNAME", "reaper")
+        .env("REAPER_EM_PASSWORD", "reaper")
+        .env("REAPER_POLL_INITIAL", "100ms")
+        .env("REAPER_METRICS_ADDR", metrics)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// The value of the sample `series` (name and labels, exactly as rendered) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_and_logs_json_lines() {
+    let env = TestEnv::new(SimConfig {
+        task_duration: (Duration::from_millis(100), Duration::from_millis(100)),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut events = env.watcher().await;
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let em = format!("em-{}", &guid()[..8]);
+    let child = reaper_run(&env, &em, &metrics)
+        .env("REAPER_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until("/readyz answers 200", Duration::from_secs(30), || async {
+        get(&format!("http://{metrics}/readyz")).await.0 == 200
+    })
+    .await;
+    let batch: Vec<_> = (0..3)
+        .map(|i| job_request(&format!("m-{i}"), &guid()))
+        .collect();
+    let publisher = env.publisher().await;
+    publisher.publish_all(&batch).await.unwrap();
+    publisher.publish_raw(b"{not json", None).await.unwrap();
+    let got = collect(&mut events, 3, Duration::from_secs(30)).await;
+    for i in 0..3 {
+        assert_eq!(got[&format!("m-{i}")][0].1.data.outcome, Outcome::Deleted);
+    }
+
+    let want = [
+        format!("reaper_outcomes_total{{endpoint=\"{em}\",outcome=\"deleted\"}} 3"),
+        "reaper_events_published_total{routing_key=\"delete.succeeded\"} 3".to_string(),
+        "reaper_dead_lettered_total 1".to_string(),
+    ];
+    wait_until(
+        "the metrics count the batch",
+        Duration::from_secs(10),
+        || async {
+            let text = get(&format!("http://{metrics}/metrics")).await.1;
+            want.iter().all(|w| text.lines().any(|l| l == w))
+        },
+    )
+    .await;
+    let (_, text) = get(&format!("http://{metrics}/metrics")).await;
+    let calls = |op: &str, status: &str| {
+        let series = format!(
+            "reaper_remote_calls_total{{endpoint=\"{em}\",operation=\"{op}\",status=\"{status}\"}}"
+        );
+        sample(&text, &series)
+    };
+    assert_eq!(calls("delete", "202"), Some(3.0), "{text}");
+    assert!(calls("poll", "200").is_some_and(|n| n >= 3.0), "{text}");
+    let logons = format!("reaper_logons_total{{endpoint=\"{em}\",result=\"ok\"}}");
+    assert_eq!(sample(&text, &logons), Some(1.0), "{text}");
+    let took = format!(
+        "reaper_remote_call_duration_seconds_count{{endpoint=\"{em}\",operation=\"delete\"}}"
+    );
+    assert_eq!(sample(&text, &took), Some(3.0), "{text}");
+    assert!(text.contains("# TYPE reaper_remote_call_duration_seconds histogram"));
+    let waits = format!("reaper_budget_wait_seconds_count{{endpoint=\"{em}\"}}");
+    assert!(
+        sample(&text, &waits).is_some_and(|n| n >= 7.0),
+        "every call waited for the budget (a logon, 3 deletes, 3 polls at least): {text}"
+    );
+    let up = format!("reaper_endpoint_up{{endpoint=\"{em}\"}}");
+    assert_eq!(sample(&text, &up), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "reaper_events_returned_total"), None);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {logs}", out.status);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["fields"].is_object()),
+        "{logs}"
+    );
+    let said = |what: &str| lines.iter().any(|l| l["fields"]["message"] == what);
+    assert!(said("logged on to Enterprise Manager"), "{logs}");
+    assert!(said("stop signal received: shutting down"), "{logs}");
+    env.cleanup().await;
+}
+
+#[test]
+fn an_unknown_log_format_stops_reaper_with_a_message_naming_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .arg("run")
+        .env_clear()
+        .env("REAPER_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("REAPER_LOG_FORMAT") && err.contains("`yaml` is not text or json"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn reaper_demo_prints_progress_lines_and_a_summary_without_info_logs() {
+    let amqp = amqp_url().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .args([
+            "demo",
+            "--count",
+            "20",
+            "--task-duration",
+            "50ms",
+            "--timeout",
+            "2m",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REAPER_AMQP_URL", &amqp)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("summary of batch demo-"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["deleted", "20"])),
+        "{stdout}"
+    );
+    assert!(stdout.contains("events received    20/20"), "{stdout}");
+    assert!(
+        !stderr.contains("INFO") && !stderr.contains("logged on to Enterprise Manager"),
+        "the demo logs at warn by default: {stderr}"
+    );
+    let quiet = stdout.lines().all(|l| !l.contains('\u{1b}'));
+    assert!(
+        quiet,
+        "no progress bar when the output is not a terminal: {stdout}"
+    );
+}
