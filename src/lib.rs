@@ -5,7 +5,7 @@
 //! a SQLite ledger, followed to its end, and answered with exactly one outcome event.
 //!
 //! Map of the modules (dependencies point downwards):
-//! - [`cli`]: the subcommands (`run`, `simulate`, `demo`, `enqueue`, `status`, `report`).
+//! - [`cli`]: the subcommands (`run`, `simulate`, `demo`, `bench`, `enqueue`, `status`, `report`, `prune`).
 //! - [`worker`]: the composition root: builds and supervises the parts of `reaper run`.
 //! - [`engine`]: the dispatcher, poller and verifier driven by the ledger.
 //! - [`broker`]: RabbitMQ topology, intake (consumer) and the outbox publisher.

@@ -10,14 +10,6 @@ use reaper::sim::SimConfig;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The `reaper` binary with an empty environment but `PATH`: only what a test sets reaches it,
 /// never a `REAPER_*` or `RUST_LOG` of the shell that runs the tests.
 fn reaper_bin() -> Command {
@@ -25,6 +17,19 @@ fn reaper_bin() -> Command {
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     c
+}
+
+/// Sends SIGTERM to the running binary and waits for its output.
+async fn stop_with_sigterm(child: std::process::Child) -> std::process::Output {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -65,7 +70,6 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
 
     wait_until("/readyz answers 200", Duration::from_secs(30), || async {
         get(&format!("http://{metrics}/readyz")).await.0 == 200
@@ -94,15 +98,7 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
     assert!(text.contains("reaper_outbox_unpublished 0"), "{text}");
     assert!(text.contains("reaper_ready 1"), "{text}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = stop_with_sigterm(child).await;
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}: {logs}", out.status);
     assert_eq!(env.sim.stats().logoffs, 1, "the EM session was logged off");
@@ -493,7 +489,6 @@ async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_and_log
         .env("REAPER_LOG_FORMAT", "json")
         .spawn()
         .unwrap();
-    let pid = child.id();
     wait_until("/readyz answers 200", Duration::from_secs(30), || async {
         get(&format!("http://{metrics}/readyz")).await.0 == 200
     })
@@ -548,15 +543,7 @@ async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_and_log
     assert_eq!(sample(&text, &up), Some(1.0), "{text}");
     assert_eq!(sample(&text, "reaper_events_returned_total"), None);
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = stop_with_sigterm(child).await;
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}: {logs}", out.status);
     assert!(

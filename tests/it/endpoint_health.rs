@@ -229,15 +229,6 @@ async fn iam_refusing_the_dcs_password_file_holds_every_request_until_the_file_i
     env.cleanup().await;
 }
 
-/// A port where nothing listens (for now).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_deadline_still_applies_while_the_endpoint_is_down() {
     let mut env = TestEnv::new(quick()).await;

@@ -406,3 +406,12 @@ pub async fn metrics_text(base: &str) -> String {
     let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
     r.text().await.unwrap()
 }
+
+/// A free port on 127.0.0.1 where nothing listens (for now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
