@@ -70,6 +70,64 @@ pub fn client(s: &HttpSettings) -> anyhow::Result<reqwest::Client> {
     b.build().context("building the HTTP client")
 }
 
+/// One raw answer from a remote (EM, DCS, IAM): status, body, `Retry-After` and
+/// `X-Request-Id`. Each client turns it into its own result or error.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub body: String,
+    pub retry_after: Option<Duration>,
+    /// The answer's `X-Request-Id` (DCS and API gateways name each call with it).
+    pub request_id: Option<String>,
+}
+
+/// Reads status, headers and body. A success whose body cannot be read is still a success:
+/// its status is the answer (a DELETE answered 2xx is never sent again).
+///
+/// Cancel safety: dropping it loses the answer, as dropping the call would.
+pub async fn read(resp: reqwest::Response) -> Result<Answer, Failure> {
+    let status = resp.status();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let retry_after = header(reqwest::header::RETRY_AFTER.as_str())
+        .as_deref()
+        .and_then(parse_retry_after);
+    let request_id = header("X-Request-Id").filter(|r| !r.is_empty());
+    let body = match resp.text().await {
+        Ok(body) => body,
+        Err(_) if status.is_success() => String::new(),
+        Err(e) => return Err(Failure::of(&e)),
+    };
+    Ok(Answer {
+        status,
+        body,
+        retry_after,
+        request_id,
+    })
+}
+
+/// A call that got no (whole) answer, described without URL query or headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// The endpoint does not answer (connect, DNS, TLS, timeout, reset): it is unavailable,
+    /// not the request. Else the failure is transient.
+    pub unavailable: bool,
+}
+
+impl Failure {
+    pub fn of(e: &reqwest::Error) -> Self {
+        Failure {
+            message: describe(e),
+            unavailable: is_unavailable(e),
+        }
+    }
+}
+
 /// The longest pause a `Retry-After` may impose (a misbehaving server cannot park a worker).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 

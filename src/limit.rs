@@ -188,6 +188,18 @@ impl Limiter {
         d
     }
 
+    /// What every answer tells the budget: 429 and 503 throttle the whole endpoint (see
+    /// [`Limiter::throttled`]); any other answer below 500 means it takes calls again.
+    pub fn observe(&self, status: u16, retry_after: Option<Duration>) {
+        match status {
+            429 | 503 => {
+                self.throttled(retry_after);
+            }
+            s if s < 500 => self.recovered(),
+            _ => {}
+        }
+    }
+
     /// A call went through: the throttling back-off starts over.
     pub fn recovered(&self) {
         if self.throttles.load(Ordering::Relaxed) != 0 {
@@ -277,6 +289,30 @@ mod tests {
         l.recovered();
         let d = l.throttled(None);
         assert!(d <= Duration::from_millis(500), "starts over: {d:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_are_observed_as_throttling_or_recovery() {
+        let l = unlimited();
+        l.observe(429, Some(Duration::from_secs(2)));
+        let start = Instant::now();
+        let _p = l.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(2), "429 pauses");
+        let first = l.throttled(None);
+        tokio::time::advance(first + Duration::from_millis(1)).await;
+        l.observe(500, None);
+        let second = l.throttled(None);
+        assert!(
+            second >= Duration::from_millis(500),
+            "500 is no recovery: {second:?}"
+        );
+        tokio::time::advance(second + Duration::from_millis(1)).await;
+        l.observe(404, None);
+        let after = l.throttled(None);
+        assert!(
+            after <= Duration::from_millis(500),
+            "a 404 answered: {after:?}"
+        );
     }
 
     #[tokio::test]

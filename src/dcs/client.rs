@@ -5,7 +5,7 @@
 //! endpoint's [`EndpointHealth`] down; while it is down no call is made but the prober's.
 //! Knows nothing of the ledger or the broker.
 
-use super::answer::{Answer, read, transport_error};
+use super::answer::{Answer, into_error, read, transport_error};
 use super::error::{DcsError, ErrorClass, Origin};
 use super::token::{Iam, Purpose, Token, Tokens, down};
 use super::wire::{TOKEN_HEADER, TaskList};
@@ -141,7 +141,7 @@ impl DcsClient {
                 request_id: answer.request_id,
             });
         }
-        Err(answer.into_error(Origin::Dcs))
+        Err(into_error(answer, Origin::Dcs))
     }
 
     /// `GET /v2/{project_id}/instances/{instance_id}/tasks`: the instance's background tasks.
@@ -157,7 +157,7 @@ impl DcsClient {
         self.note(&answer, project_id, instance_id);
         let answer = answer?;
         if answer.status != StatusCode::OK {
-            return Err(answer.into_error(Origin::Dcs));
+            return Err(into_error(answer, Origin::Dcs));
         }
         serde_json::from_str(&answer.body)
             .map_err(|e| DcsError::transport(Origin::Dcs, format!("unreadable task listing: {e}")))
@@ -193,7 +193,7 @@ impl DcsClient {
                 return Ok(answer);
             }
         }
-        let mut e = answer.into_error(Origin::Dcs);
+        let mut e = into_error(answer, Origin::Dcs);
         e.class = ErrorClass::Unavailable;
         e.message = format!(
             "DCS refused the static token ({}): check REAPER_DCS_TOKEN or REAPER_DCS_TOKEN_FILE",
@@ -242,13 +242,8 @@ impl DcsClient {
             .map_err(|e| self.troubled(e))?;
         permit.answered(answer.status.as_u16());
         drop(permit);
-        match answer.status.as_u16() {
-            429 | 503 => {
-                self.limiter.throttled(answer.retry_after);
-            }
-            s if s < 500 => self.limiter.recovered(),
-            _ => {}
-        }
+        self.limiter
+            .observe(answer.status.as_u16(), answer.retry_after);
         Ok((answer, token))
     }
 }

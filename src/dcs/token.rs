@@ -9,7 +9,7 @@
 //!
 //! Tokens and the password live in [`Secret`]s: never logged, never put into an error.
 
-use super::answer::{read, transport_error};
+use super::answer::{into_error, read, transport_error};
 use super::cache::{Gate, ProjectTokens};
 use super::error::{DcsError, ErrorClass, Origin};
 use super::wire::{SUBJECT_TOKEN_HEADER, TokenBody, auth_request};
@@ -257,7 +257,7 @@ impl Iam {
             {
                 self.limiter.pause_for(d);
             }
-            return Err(self.refusal(answer.into_error(Origin::Iam)));
+            return Err(self.refusal(into_error(answer, Origin::Iam)));
         }
         let value = token.filter(|t| !t.expose().is_empty()).ok_or_else(|| {
             DcsError::transport(

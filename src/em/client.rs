@@ -8,10 +8,10 @@ use super::codec::{self, Format, Task};
 use super::error::{EmError, ErrorClass, classify, is_lost_task_message};
 use crate::config::{EmSettings, Secret, SecretSource};
 use crate::health::EndpointHealth;
+use crate::http::{Answer, Failure, read};
 use crate::limit::Limiter;
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The session-token header (and cookie) name.
 pub const TOKEN_HEADER: &str = "X-RestSvcSessionId";
@@ -61,13 +61,6 @@ pub enum Poll {
 pub enum Presence {
     Present,
     Absent,
-}
-
-/// A raw answer: status, body and `Retry-After`.
-pub(super) struct Answer {
-    pub status: StatusCode,
-    pub body: String,
-    pub retry_after: Option<Duration>,
 }
 
 /// A client for one EM endpoint.
@@ -321,21 +314,18 @@ impl EmClient {
             req = req.header(TOKEN_HEADER, s.token.expose());
         }
         let sent = req.send().await.map_err(|e| self.transport_error(&e))?;
-        let answer = read(sent).await.map_err(|e| self.troubled(e))?;
+        let answer = read(sent)
+            .await
+            .map_err(|f| self.troubled(EmError::from(f)))?;
         permit.answered(answer.status.as_u16());
-        match answer.status.as_u16() {
-            429 | 503 => {
-                self.limiter.throttled(answer.retry_after);
-            }
-            s if s < 500 => self.limiter.recovered(),
-            _ => {}
-        }
+        self.limiter
+            .observe(answer.status.as_u16(), answer.retry_after);
         Ok(answer)
     }
 
     /// A transport failure; one that means the endpoint does not answer marks it down.
     pub(super) fn transport_error(&self, e: &reqwest::Error) -> EmError {
-        self.troubled(transport_error(e))
+        self.troubled(Failure::of(e).into())
     }
 
     /// Reports an [`ErrorClass::Unavailable`] error to the endpoint's health.
@@ -380,37 +370,5 @@ fn foreign_task(err: EmError) -> EmError {
             err.message
         ),
         ..err
-    }
-}
-
-pub(super) async fn read(resp: reqwest::Response) -> Result<Answer, EmError> {
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::http::parse_retry_after);
-    // A success whose body cannot be read is still a success: its status is the answer
-    // (a DELETE that EM answered 2xx is never sent again).
-    let body = match resp.text().await {
-        Ok(body) => body,
-        Err(_) if status.is_success() => String::new(),
-        Err(e) => return Err(transport_error(&e)),
-    };
-    Ok(Answer {
-        status,
-        body,
-        retry_after,
-    })
-}
-
-/// A transport failure: [`ErrorClass::Unavailable`] when the endpoint does not answer
-/// (connect, DNS, TLS, timeout, reset), else transient.
-fn transport_error(e: &reqwest::Error) -> EmError {
-    let message = crate::http::describe(e);
-    if crate::http::is_unavailable(e) {
-        EmError::unavailable(message)
-    } else {
-        EmError::transport(message)
     }
 }

@@ -47,6 +47,17 @@ impl EmError {
     }
 }
 
+/// A call that got no answer: the endpoint is unavailable, or the failure is transient.
+impl From<crate::http::Failure> for EmError {
+    fn from(f: crate::http::Failure) -> Self {
+        if f.unavailable {
+            EmError::unavailable(f.message)
+        } else {
+            EmError::transport(f.message)
+        }
+    }
+}
+
 /// The class of a non-success HTTP status.
 pub fn classify(status: u16) -> ErrorClass {
     match status {

@@ -4,10 +4,11 @@
 //! retrying them per request would lock the account. The password file is read again when EM
 //! refuses it, so a rotated password is used at once.
 
-use super::client::{EmClient, Purpose, Session, TOKEN_HEADER, read};
+use super::client::{EmClient, Purpose, Session, TOKEN_HEADER};
 use super::codec;
 use super::error::{EmError, ErrorClass};
 use crate::config::Secret;
+use crate::http::read;
 use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 
@@ -126,7 +127,9 @@ impl EmClient {
             .get(TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let answer = read(resp).await.map_err(|e| self.troubled(e))?;
+        let answer = read(resp)
+            .await
+            .map_err(|f| self.troubled(EmError::from(f)))?;
         let status = answer.status.as_u16();
         permit.answered(status);
         if matches!(status, 401 | 403) {
