@@ -120,7 +120,7 @@ impl Harness {
         }
         self.events.close().await;
         if let Ok(ch) = self.conn.create_channel().await {
-            super::cleanup_topology(&ch, &self.cfg.topology).await;
+            crate::broker::cleanup_topology(&ch, &self.cfg.topology).await;
             let _ = ch.close(200, "cleaned up".into()).await;
         }
         let _ = self.conn.close(200, "done".into()).await;

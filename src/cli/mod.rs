@@ -258,18 +258,3 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune { finished_before } => ops::prune(finished_before).await,
     }
 }
-
-/// Deletes a topology's queues and exchanges (the demo's and tests' temporary ones).
-pub async fn cleanup_topology(ch: &lapin::Channel, t: &crate::config::Topology) {
-    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    for q in [&t.request_queue, &t.dead_letter_queue] {
-        let _ = ch
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for x in [&t.events_exchange, &t.dead_letter_exchange] {
-        let _ = ch
-            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-}

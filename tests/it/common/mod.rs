@@ -172,7 +172,7 @@ impl TestEnv {
     /// Deletes the test's queues and exchanges.
     pub async fn cleanup(self) {
         let ch = self.conn.create_channel().await.unwrap();
-        reaper::cli::cleanup_topology(&ch, &self.cfg.topology).await;
+        reaper::broker::cleanup_topology(&ch, &self.cfg.topology).await;
         self.sim.shutdown().await;
     }
 }
