@@ -12,8 +12,7 @@ mod outcome;
 mod remote;
 mod step;
 
-pub use dcs_outcome::{after_dcs_delete, dcs_error_info};
-pub use outcome::{Ending, Next, after_delete, after_poll, after_verify};
+pub use outcome::{Ending, Next};
 
 use crate::config::Config;
 use crate::dcs::DcsClient;

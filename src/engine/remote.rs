@@ -1,5 +1,6 @@
 //! The remote call a dispatch makes: which endpoint client a request goes to (by target
-//! system and endpoint name), and the one DELETE, mapped to [`Next`] by the pure mappings.
+//! system and endpoint name, with one "unsupported endpoint" error for both systems), and
+//! the one DELETE, mapped to [`Next`] by the pure mappings.
 
 use super::{Engine, Next};
 use crate::dcs::DcsClient;
@@ -7,6 +8,7 @@ use crate::em::EmClient;
 use crate::event::ErrorInfo;
 use crate::ledger::RequestRow;
 use crate::request::Target;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One DELETE, bound to its client.
@@ -27,7 +29,7 @@ impl Remote {
     /// Sends the DELETE and says what should happen next.
     pub async fn delete(self) -> Next {
         match self {
-            Remote::Em { client, path } => super::after_delete(client.delete(&path).await),
+            Remote::Em { client, path } => super::outcome::after_delete(client.delete(&path).await),
             Remote::Dcs {
                 client,
                 project_id,
@@ -37,7 +39,7 @@ impl Remote {
                 let result = client
                     .delete_task(&project_id, &instance_id, &task_id)
                     .await;
-                super::after_dcs_delete(result, client.not_found_is_absent())
+                super::dcs_outcome::after_dcs_delete(result, client.not_found_is_absent())
             }
         }
     }
@@ -57,20 +59,45 @@ impl Engine {
                 path: target.path(),
             });
         };
-        let client = self.dcs.get(&row.endpoint).ok_or_else(|| ErrorInfo {
-            kind: "unsupported".into(),
-            message: if self.dcs.is_empty() {
-                "no Huawei DCS endpoint is configured (set REAPER_DCS_URL)".to_string()
-            } else {
-                format!("unknown endpoint `{}`", row.endpoint)
-            },
-            ..Default::default()
-        })?;
+        let client = lookup(&self.dcs, row, "Huawei DCS", "REAPER_DCS_URL")?;
         Ok(Remote::Dcs {
             client: Arc::clone(client),
             project_id: project_id.as_str().to_string(),
             instance_id: instance_id.as_str().to_string(),
             task_id: task_id.as_str().to_string(),
         })
+    }
+}
+
+impl Engine {
+    /// The EM client of a request's endpoint, or why there is none.
+    pub(super) fn em_client(&self, row: &RequestRow) -> Result<&Arc<EmClient>, ErrorInfo> {
+        lookup(&self.em, row, "Enterprise Manager", "REAPER_EM_URL")
+    }
+}
+
+/// The client of `row`'s endpoint among those of one system, or an `unsupported` error
+/// saying that the system has no endpoint configured, or none of that name.
+fn lookup<'a, C>(
+    clients: &'a HashMap<String, Arc<C>>,
+    row: &RequestRow,
+    system: &str,
+    url_key: &str,
+) -> Result<&'a Arc<C>, ErrorInfo> {
+    clients.get(&row.endpoint).ok_or_else(|| {
+        unsupported(if clients.is_empty() {
+            format!("no {system} endpoint is configured (set {url_key})")
+        } else {
+            format!("unknown endpoint `{}`", row.endpoint)
+        })
+    })
+}
+
+/// A request that cannot be sent as it is (no such endpoint, an unreadable stored target).
+pub(super) fn unsupported(message: String) -> ErrorInfo {
+    ErrorInfo {
+        kind: "unsupported".into(),
+        message,
+        ..Default::default()
     }
 }

@@ -3,6 +3,7 @@
 //! ever dispatched: their DELETE is synchronous. A step whose endpoint is down sends nothing
 //! and leaves its request waiting; a DELETE that met endpoint trouble gives its attempt back.
 
+use super::remote::unsupported;
 use super::{Ending, Engine, LEASE, Next, WAIT_RECHECK};
 use crate::em::EmClient;
 use crate::event::{ErrorInfo, Outcome};
@@ -37,16 +38,6 @@ impl Engine {
             State::Verifying => self.verify(row, target).await,
             State::Succeeded | State::Failed => Ok(()),
         }
-    }
-
-    pub(super) fn em_client(&self, row: &RequestRow) -> Result<&Arc<EmClient>, ErrorInfo> {
-        self.em.get(&row.endpoint).ok_or_else(|| {
-            unsupported(if self.em.is_empty() {
-                "no Enterprise Manager endpoint is configured (set REAPER_EM_URL)".to_string()
-            } else {
-                format!("unknown endpoint `{}`", row.endpoint)
-            })
-        })
     }
 
     async fn dispatch(&self, row: RequestRow, target: Target) -> anyhow::Result<()> {
@@ -166,7 +157,7 @@ impl Engine {
         let (Some(task_id), Some(session)) = (row.task_id.clone(), row.task_session.clone()) else {
             return self.move_to_verify(&row, "no task recorded").await;
         };
-        let next = super::after_poll(client.get_task(&task_id, &session).await);
+        let next = super::outcome::after_poll(client.get_task(&task_id, &session).await);
         self.after_follow_up(&row, State::Polling, next).await
     }
 
@@ -174,7 +165,7 @@ impl Engine {
         let Some(client) = self.follow_up_client(&row).await? else {
             return Ok(());
         };
-        let next = super::after_verify(client.presence(&target.path()).await);
+        let next = super::outcome::after_verify(client.presence(&target.path()).await);
         self.after_follow_up(&row, State::Verifying, next).await
     }
 
@@ -341,14 +332,6 @@ impl Engine {
         tracing::debug!(request_id = %row.request_id, outcome = outcome.as_str(), "request finished");
         self.outbox_wake.notify_one();
         Ok(())
-    }
-}
-
-fn unsupported(message: String) -> ErrorInfo {
-    ErrorInfo {
-        kind: "unsupported".into(),
-        message,
-        ..Default::default()
     }
 }
 
