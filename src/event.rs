@@ -153,29 +153,97 @@ pub type EndpointEvent = CloudEvent<EndpointData>;
 /// The AMQP content type of a structured-mode CloudEvent.
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 
-impl CloudEvent {
-    /// Builds the outcome event for `data`, with the stable `id` of that outcome.
-    pub fn outcome(
+/// The stable id of a request's outcome event: one per request, so a re-sent copy and a
+/// duplicate request's re-published event are recognised as the same.
+pub fn outcome_event_id(request_id: &str) -> String {
+    stable_id(format!("outcome:{request_id}"))
+}
+
+/// A name-based (v5) UUID: the same seed always gives the same id.
+fn stable_id(seed: impl AsRef<[u8]>) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_ref()).to_string()
+}
+
+impl<D> CloudEvent<D> {
+    /// The CloudEvents 1.0 envelope every reaper event shares.
+    fn envelope(
         id: String,
         worker: &str,
-        data: EventData,
-        already_absent_is_success: bool,
+        kind: String,
+        subject: Option<String>,
+        time: DateTime<Utc>,
+        data: D,
     ) -> Self {
+        CloudEvent {
+            specversion: "1.0".into(),
+            id,
+            source: format!("reaper/{worker}"),
+            kind,
+            subject,
+            time,
+            datacontenttype: "application/json".into(),
+            data,
+        }
+    }
+}
+
+impl CloudEvent {
+    /// A request's outcome event, with the stable id of that request's outcome. Its type
+    /// says success or failure (`already_absent` counts as success unless configured not to).
+    pub fn outcome(worker: &str, data: EventData, already_absent_is_success: bool) -> Self {
         let kind = if data.outcome.is_success(already_absent_is_success) {
             "reaper.delete.succeeded"
         } else {
             "reaper.delete.failed"
         };
-        CloudEvent {
-            specversion: "1.0".into(),
-            id,
-            source: format!("reaper/{worker}"),
-            kind: kind.into(),
-            subject: data.request_id.clone(),
-            time: data.finished_at.unwrap_or_else(Utc::now),
-            datacontenttype: "application/json".into(),
+        let id = outcome_event_id(data.request_id.as_deref().unwrap_or_default());
+        let time = data.finished_at.unwrap_or_else(Utc::now);
+        Self::envelope(id, worker, kind.into(), data.request_id.clone(), time, data)
+    }
+
+    /// The optional `delete.submitted` notice: the remote task is recorded. One per request.
+    pub fn submitted(worker: &str, data: EventData) -> Self {
+        let request_id = data.request_id.clone().unwrap_or_default();
+        let id = stable_id(format!("submitted:{request_id}"));
+        let time = data.submitted_at.unwrap_or_else(Utc::now);
+        let kind = "reaper.delete.submitted".to_string();
+        Self::envelope(id, worker, kind, Some(request_id), time, data)
+    }
+
+    /// The `invalid` outcome of a message that could not be accepted (it is dead-lettered):
+    /// `reason` says why. Its id is stable for this request id and body, so a redelivered
+    /// copy of the same message gets the same id.
+    pub fn invalid(worker: &str, request_id: Option<&str>, reason: &str, body: &[u8]) -> Self {
+        let mut seed = format!("invalid:{}:", request_id.unwrap_or_default()).into_bytes();
+        seed.extend_from_slice(body);
+        let now = Utc::now();
+        let data = EventData {
+            request_id: request_id.map(str::to_string),
+            correlation_id: None,
+            batch_id: None,
+            target: None,
+            outcome: Outcome::Invalid,
+            task: None,
+            http_status: None,
+            attempts: 0,
+            error: Some(ErrorInfo {
+                kind: "invalid".into(),
+                message: reason.to_string(),
+                ..Default::default()
+            }),
+            received_at: Some(now),
+            submitted_at: None,
+            finished_at: Some(now),
+        };
+        let kind = "reaper.delete.failed".to_string();
+        Self::envelope(
+            stable_id(seed),
+            worker,
+            kind,
+            data.request_id.clone(),
+            now,
             data,
-        }
+        )
     }
 }
 
@@ -190,16 +258,9 @@ impl EndpointEvent {
             data.state,
             data.since.timestamp_millis()
         );
-        CloudEvent {
-            specversion: "1.0".into(),
-            id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes()).to_string(),
-            source: format!("reaper/{worker}"),
-            kind: format!("reaper.endpoint.{}", data.state),
-            subject: Some(data.endpoint.clone()),
-            time: data.since,
-            datacontenttype: "application/json".into(),
-            data,
-        }
+        let kind = format!("reaper.endpoint.{}", data.state);
+        let (subject, time) = (Some(data.endpoint.clone()), data.since);
+        Self::envelope(stable_id(seed), worker, kind, subject, time, data)
     }
 }
 
@@ -240,13 +301,17 @@ mod tests {
             submitted_at: None,
             finished_at: Some(ms_to_time(0)),
         };
-        let ok = CloudEvent::outcome("e".into(), "w1", data(Outcome::Deleted), true);
+        let ok = CloudEvent::outcome("w1", data(Outcome::Deleted), true);
         assert_eq!(ok.routing_key(), "delete.succeeded");
         assert_eq!(ok.source, "reaper/w1");
-        let absent = CloudEvent::outcome("e".into(), "w1", data(Outcome::AlreadyAbsent), false);
+        assert_eq!(ok.id, outcome_event_id("r-1"));
+        let notice = CloudEvent::submitted("w1", data(Outcome::Deleted));
+        assert_eq!(notice.routing_key(), "delete.submitted");
+        assert_ne!(notice.id, ok.id);
+        let absent = CloudEvent::outcome("w1", data(Outcome::AlreadyAbsent), false);
         assert_eq!(absent.routing_key(), "delete.failed");
         let json: serde_json::Value = serde_json::from_str(
-            &CloudEvent::outcome("e".into(), "w", data(Outcome::TimedOut), true).to_json(),
+            &CloudEvent::outcome("w", data(Outcome::TimedOut), true).to_json(),
         )
         .unwrap();
         assert_eq!(json["type"], "reaper.delete.failed");
@@ -289,6 +354,26 @@ mod tests {
                 .unwrap()
                 .starts_with("1970-01-01T00:00:01")
         );
+    }
+
+    #[test]
+    fn an_invalid_message_event_has_one_id_per_request_id_and_body() {
+        let a = CloudEvent::invalid("w", Some("r-1"), "bad id", b"{}");
+        assert_eq!(a.routing_key(), "delete.failed");
+        assert_eq!(a.data.outcome, Outcome::Invalid);
+        assert_eq!(
+            a.data.error.as_ref().map(|e| e.kind.as_str()),
+            Some("invalid")
+        );
+        assert_eq!(
+            a.id,
+            CloudEvent::invalid("w", Some("r-1"), "other words", b"{}").id
+        );
+        assert_ne!(
+            a.id,
+            CloudEvent::invalid("w", Some("r-1"), "bad id", b"{ }").id
+        );
+        assert_ne!(a.id, outcome_event_id("r-1"));
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! Map of the modules (dependencies point downwards):
 //! - [`cli`]: the subcommands (`run`, `simulate`, `demo`, `bench`, `enqueue`, `status`, `report`, `prune`).
 //! - [`worker`]: the composition root: builds and supervises the parts of `reaper run`.
-//! - [`engine`]: the dispatcher, poller and verifier driven by the ledger.
+//! - [`engine`]: the dispatcher, poller and verifier driven by the ledger: `step` (dispatch,
+//!   finish), `next` (what a step decides), `remote` (which client a request goes to),
+//!   `em` (EM answer mappings and follow-up steps), `dcs` (DCS answer mapping), `events`
+//!   (a request's events, read from its ledger row).
 //! - [`broker`]: RabbitMQ topology, intake (consumer) and the outbox publisher.
 //! - [`ledger`]: the SQLite ledger and outbox.
 //! - [`em`]: the Enterprise Manager client and wire codecs.
@@ -15,7 +18,8 @@
 //! - [`health`]: whether each endpoint is up or down, and its prober.
 //! - [`limit`], [`retry`], [`http`]: call budgets, backoff policy, HTTP plumbing.
 //! - [`metrics`]: `/metrics`, `/healthz`, `/readyz` for operators.
-//! - [`request`], [`event`]: the message contracts.
+//! - [`request`], [`event`]: the message contracts; `event` owns every event's envelope and
+//!   id rule (outcome, submitted, invalid, endpoint).
 //! - [`config`]: the typed configuration.
 //! - [`sim`]: the EM + DCS simulator used by `simulate`, `demo` and the tests.
 #![deny(unsafe_code)]

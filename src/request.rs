@@ -54,6 +54,24 @@ pub enum System {
     Dcs,
 }
 
+/// The DCS path of an instance's background tasks, or of one of them (each id is one safe
+/// path segment, so the URL's shape cannot change).
+pub fn dcs_tasks_path(
+    project_id: &Segment,
+    instance_id: &Segment,
+    task: Option<&Segment>,
+) -> String {
+    let base = format!(
+        "/v2/{}/instances/{}/tasks",
+        project_id.as_str(),
+        instance_id.as_str()
+    );
+    match task {
+        Some(t) => format!("{base}/{}", t.as_str()),
+        None => base,
+    }
+}
+
 impl Target {
     /// The wire name of the target type, e.g. `em.job`.
     pub fn type_name(&self) -> &'static str {
@@ -104,12 +122,7 @@ impl Target {
                 project_id,
                 instance_id,
                 task_id,
-            } => format!(
-                "/v2/{}/instances/{}/tasks/{}",
-                project_id.as_str(),
-                instance_id.as_str(),
-                task_id.as_str()
-            ),
+            } => dcs_tasks_path(project_id, instance_id, Some(task_id)),
         }
     }
 

@@ -3,7 +3,7 @@
 //! Undecodable or invalid messages are rejected without requeue (→ dead-letter queue) with an
 //! `invalid` event when their request id can be read. Intake pauses above the backlog bound.
 
-use crate::event::{CloudEvent, ErrorInfo, EventData, Outcome};
+use crate::event::CloudEvent;
 use crate::ledger::{Intake, Ledger, NewEvent, now_ms};
 use crate::request::{DeleteRequest, Rejection, System};
 use crate::retry::Backoff;
@@ -42,41 +42,14 @@ pub struct IntakeCtx {
     pub outbox_wake: Arc<Notify>,
 }
 
-/// An `invalid` event for a message that could not be accepted.
+/// The outbox row of the `invalid` event of a message that could not be accepted.
 pub fn invalid_event(
     worker: &str,
     request_id: Option<&str>,
     reason: &str,
     body: &[u8],
 ) -> NewEvent {
-    let mut seed = format!("invalid:{}:", request_id.unwrap_or_default()).into_bytes();
-    seed.extend_from_slice(body);
-    let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &seed).to_string();
-    let data = EventData {
-        request_id: request_id.map(str::to_string),
-        correlation_id: None,
-        batch_id: None,
-        target: None,
-        outcome: Outcome::Invalid,
-        task: None,
-        http_status: None,
-        attempts: 0,
-        error: Some(ErrorInfo {
-            kind: "invalid".into(),
-            message: reason.to_string(),
-            ..Default::default()
-        }),
-        received_at: Some(chrono::Utc::now()),
-        submitted_at: None,
-        finished_at: Some(chrono::Utc::now()),
-    };
-    let ev = CloudEvent::outcome(event_id.clone(), worker, data, true);
-    NewEvent {
-        event_id,
-        request_id: request_id.map(str::to_string),
-        routing_key: ev.routing_key().to_string(),
-        payload: ev.to_json(),
-    }
+    NewEvent::of_request(&CloudEvent::invalid(worker, request_id, reason, body))
 }
 
 /// What intake decided about one message before touching the ledger.

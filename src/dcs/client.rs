@@ -12,7 +12,7 @@ use super::wire::{TOKEN_HEADER, TaskList};
 use crate::config::{DcsAuth, DcsSettings, SecretSource};
 use crate::health::EndpointHealth;
 use crate::limit::Limiter;
-use crate::request::Segment;
+use crate::request::{Segment, dcs_tasks_path};
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, Mutex};
 
@@ -33,7 +33,7 @@ pub struct DcsClient {
     limiter: Arc<Limiter>,
     health: Arc<EndpointHealth>,
     /// The project and instance of the last call that met endpoint trouble: what a probe asks.
-    probe_target: Mutex<Option<(String, String)>>,
+    probe_target: Mutex<Option<(Segment, Segment)>>,
     not_found_is_absent: bool,
 }
 
@@ -97,21 +97,21 @@ impl DcsClient {
         let Some((project_id, instance_id)) = target else {
             return Ok("no call to probe with".into());
         };
-        let path = task_path(&project_id, &instance_id, None).map_err(|e| e.to_string())?;
+        let path = dcs_tasks_path(&project_id, &instance_id, None);
         let answer = self
-            .call(Method::GET, &project_id, &path, Purpose::Probe)
+            .call(Method::GET, project_id.as_str(), &path, Purpose::Probe)
             .await
             .map_err(|e| e.to_string())?;
         Ok(format!("DCS answered {}", answer.status.as_u16()))
     }
 
     /// Remembers what to probe with when `result` is endpoint trouble.
-    fn note<T>(&self, result: &Result<T, DcsError>, project_id: &str, instance_id: &str) {
+    fn note<T>(&self, result: &Result<T, DcsError>, project_id: &Segment, instance_id: &Segment) {
         if let Err(e) = result
             && e.class == ErrorClass::Unavailable
         {
             *self.probe_target.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((project_id.to_string(), instance_id.to_string()));
+                Some((project_id.clone(), instance_id.clone()));
         }
     }
 
@@ -125,13 +125,13 @@ impl DcsClient {
     /// DCS deletes synchronously, so an answered 2xx is the deletion.
     pub async fn delete_task(
         &self,
-        project_id: &str,
-        instance_id: &str,
-        task_id: &str,
+        project_id: &Segment,
+        instance_id: &Segment,
+        task_id: &Segment,
     ) -> Result<DcsDeleted, DcsError> {
-        let path = task_path(project_id, instance_id, Some(task_id))?;
+        let path = dcs_tasks_path(project_id, instance_id, Some(task_id));
         let answer = self
-            .call(Method::DELETE, project_id, &path, Purpose::Work)
+            .call(Method::DELETE, project_id.as_str(), &path, Purpose::Work)
             .await;
         self.note(&answer, project_id, instance_id);
         let answer = answer?;
@@ -147,12 +147,12 @@ impl DcsClient {
     /// `GET /v2/{project_id}/instances/{instance_id}/tasks`: the instance's background tasks.
     pub async fn list_tasks(
         &self,
-        project_id: &str,
-        instance_id: &str,
+        project_id: &Segment,
+        instance_id: &Segment,
     ) -> Result<TaskList, DcsError> {
-        let path = task_path(project_id, instance_id, None)?;
+        let path = dcs_tasks_path(project_id, instance_id, None);
         let answer = self
-            .call(Method::GET, project_id, &path, Purpose::Work)
+            .call(Method::GET, project_id.as_str(), &path, Purpose::Work)
             .await;
         self.note(&answer, project_id, instance_id);
         let answer = answer?;
@@ -266,51 +266,5 @@ impl DcsClient {
             self.health.trouble(&e.to_string());
         }
         e
-    }
-}
-
-/// The path of an instance's task list, or of one task. Every id must be one safe path
-/// segment: anything that could change the URL's shape is refused before sending.
-fn task_path(
-    project_id: &str,
-    instance_id: &str,
-    task_id: Option<&str>,
-) -> Result<String, DcsError> {
-    let safe = |id: &str| {
-        Segment::parse(id).map_err(|reason| DcsError {
-            class: ErrorClass::Permanent,
-            ..DcsError::transport(Origin::Dcs, reason)
-        })
-    };
-    let base = format!(
-        "/v2/{}/instances/{}/tasks",
-        safe(project_id)?.as_str(),
-        safe(instance_id)?.as_str()
-    );
-    Ok(match task_id {
-        Some(t) => format!("{base}/{}", safe(t)?.as_str()),
-        None => base,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn task_paths_refuse_ids_that_change_the_url() {
-        assert_eq!(
-            task_path("p", "i", Some("8abf6e1e72c12e7c0172c15b508500aa")).unwrap(),
-            "/v2/p/instances/i/tasks/8abf6e1e72c12e7c0172c15b508500aa"
-        );
-        assert_eq!(
-            task_path("p", "i", None).unwrap(),
-            "/v2/p/instances/i/tasks"
-        );
-        for bad in ["..", "a/b", "a?b", "", "a%2f"] {
-            let e = task_path("p", "i", Some(bad)).unwrap_err();
-            assert_eq!(e.class, ErrorClass::Permanent, "{bad}");
-            assert_eq!(e.status, None);
-        }
     }
 }

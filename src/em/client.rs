@@ -66,7 +66,8 @@ pub enum Presence {
 /// A client for one EM endpoint.
 pub struct EmClient {
     pub(super) http: reqwest::Client,
-    pub(super) api: String,
+    /// The endpoint's URL without a trailing slash; every path starts with `/api/`.
+    pub(super) base: String,
     pub(super) username: String,
     pub(super) password: SecretSource,
     pub(super) format: Format,
@@ -87,7 +88,7 @@ impl EmClient {
         let http = crate::http::client(&settings.http)?;
         Ok(EmClient {
             http,
-            api: format!("{}/api", settings.url.trim_end_matches('/')),
+            base: settings.url.trim_end_matches('/').to_string(),
             username: settings.username.clone(),
             password: settings.password.clone(),
             format: settings.format,
@@ -305,7 +306,7 @@ impl EmClient {
         let mut permit = self.limiter.acquire().await;
         self.check_up(purpose)?;
         permit.sending(operation);
-        let url = format!("{}{}", self.api, path.strip_prefix("/api").unwrap_or(path));
+        let url = format!("{}{path}", self.base);
         let mut req = self
             .http
             .request(method, url)

@@ -112,7 +112,7 @@ impl EmClient {
         let mut permit = self.limiter.acquire().await;
         self.check_up(purpose)?;
         permit.sending("logon");
-        let url = format!("{}/sessionMngr/?v=latest", self.api);
+        let url = format!("{}/api/sessionMngr/?v=latest", self.base);
         let password = self.password.current();
         let resp = self
             .http

@@ -5,27 +5,33 @@
 //! that is down are left waiting (design 1.7). Knows nothing of the broker or the metrics:
 //! the worker (`crate::worker`) composes it with them.
 
-mod dcs_outcome;
+mod dcs;
+mod em;
 mod events;
 mod guard;
-mod outcome;
+mod next;
 mod remote;
 mod step;
 
-pub use outcome::{Ending, Next};
+pub use next::{Ending, Next};
 
 use crate::config::Config;
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
 use crate::health::EndpointHealth;
-use crate::ledger::{Ledger, now_ms};
+use crate::ledger::{Ledger, RequestRow, now_ms};
 use guard::StepEnd;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// Milliseconds of a duration, as the ledger counts time.
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// How long a claimed row is held before a scheduler pass may hand it out again. Each step
 /// writes the row's real next due time when it ends, so the lease only matters for a step
@@ -146,26 +152,7 @@ impl Engine {
                 let claimed = rows.len();
                 for row in rows {
                     let permit = Arc::clone(&permits).acquire_owned().await?;
-                    let this = Arc::clone(&self);
-                    steps.spawn(async move {
-                        let (id, claimed_attempts) = (row.request_id.clone(), row.attempts);
-                        let end = guard::guarded(this.step(row)).await;
-                        drop(permit);
-                        match end {
-                            StepEnd::Done => Ok(()),
-                            StepEnd::Failed(e) => {
-                                // Most likely the ledger itself failed: try again soon rather
-                                // than after the whole lease.
-                                let retry_at = now_ms() + STEP_RETRY.as_millis() as i64;
-                                let _ = this.ledger.release(&id, retry_at).await;
-                                Err(e.context(format!("request {id}")))
-                            }
-                            StepEnd::Panicked(message) => {
-                                this.after_panic(&id, claimed_attempts, &message).await;
-                                Ok(())
-                            }
-                        }
-                    });
+                    steps.spawn(Arc::clone(&self).guarded_step(row, permit));
                 }
                 if claimed == free {
                     continue; // there may be more due work: look again once a permit is free
@@ -185,21 +172,52 @@ impl Engine {
                 Some(done) = steps.join_next(), if !steps.is_empty() => log_step(done),
             }
         }
-        let grace = self.cfg.shutdown_grace;
-        let drained = tokio::time::timeout(grace, async {
-            while let Some(done) = steps.join_next().await {
-                log_step(done);
-            }
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                parked = steps.len(),
-                "grace period over: parking unfinished steps"
-            );
-            steps.shutdown().await;
-        }
+        drain(steps, self.cfg.shutdown_grace).await;
         Ok(())
+    }
+
+    /// One step of `row`, holding `permit` until it ends. A failed step is tried again soon;
+    /// a panicked one is handled by [`Engine::after_panic`].
+    async fn guarded_step(
+        self: Arc<Self>,
+        row: RequestRow,
+        permit: OwnedSemaphorePermit,
+    ) -> anyhow::Result<()> {
+        let (id, claimed_attempts) = (row.request_id.clone(), row.attempts);
+        let end = guard::guarded(self.step(row)).await;
+        drop(permit);
+        match end {
+            StepEnd::Done => Ok(()),
+            StepEnd::Failed(e) => {
+                // Most likely the ledger itself failed: try again soon rather than after the
+                // whole lease.
+                let retry_at = now_ms() + ms(STEP_RETRY);
+                let _ = self.ledger.release(&id, retry_at).await;
+                Err(e.context(format!("request {id}")))
+            }
+            StepEnd::Panicked(message) => {
+                self.after_panic(&id, claimed_attempts, &message).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Waits up to `grace` for the steps in flight; the rest are parked (their requests are
+/// resumed from the ledger at the next start).
+async fn drain(mut steps: JoinSet<anyhow::Result<()>>, grace: Duration) {
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(done) = steps.join_next().await {
+            log_step(done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            parked = steps.len(),
+            "grace period over: parking unfinished steps"
+        );
+        steps.shutdown().await;
     }
 }
 

@@ -7,7 +7,7 @@ use crate::dcs::DcsClient;
 use crate::em::EmClient;
 use crate::event::ErrorInfo;
 use crate::ledger::RequestRow;
-use crate::request::Target;
+use crate::request::{Segment, Target};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,9 +19,9 @@ pub(super) enum Remote {
     },
     Dcs {
         client: Arc<DcsClient>,
-        project_id: String,
-        instance_id: String,
-        task_id: String,
+        project_id: Segment,
+        instance_id: Segment,
+        task_id: Segment,
     },
 }
 
@@ -29,7 +29,9 @@ impl Remote {
     /// Sends the DELETE and says what should happen next.
     pub async fn delete(self) -> Next {
         match self {
-            Remote::Em { client, path } => super::outcome::after_delete(client.delete(&path).await),
+            Remote::Em { client, path } => {
+                super::em::mappings::after_delete(client.delete(&path).await)
+            }
             Remote::Dcs {
                 client,
                 project_id,
@@ -39,7 +41,7 @@ impl Remote {
                 let result = client
                     .delete_task(&project_id, &instance_id, &task_id)
                     .await;
-                super::dcs_outcome::after_dcs_delete(result, client.not_found_is_absent())
+                super::dcs::after_dcs_delete(result, client.not_found_is_absent())
             }
         }
     }
@@ -62,9 +64,9 @@ impl Engine {
         let client = lookup(&self.dcs, row, "Huawei DCS", "REAPER_DCS_URL")?;
         Ok(Remote::Dcs {
             client: Arc::clone(client),
-            project_id: project_id.as_str().to_string(),
-            instance_id: instance_id.as_str().to_string(),
-            task_id: task_id.as_str().to_string(),
+            project_id: project_id.clone(),
+            instance_id: instance_id.clone(),
+            task_id: task_id.clone(),
         })
     }
 }

@@ -15,6 +15,7 @@ pub use outbox::{OutboxRow, RetryAt};
 pub use prune::Pruned;
 pub use report::{ReportRow, StateCount, Transition};
 
+use crate::event::{CloudEvent, EndpointEvent};
 use crate::request::DeleteRequest;
 use anyhow::Context;
 use sqlx::sqlite::{
@@ -151,14 +152,11 @@ impl Change {
     }
 }
 
-/// A final step: the outcome and its event, written in the same transaction.
+/// A final step: the outcome, recorded with its event in the same transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finish {
     pub outcome: String,
     pub finished_at: i64,
-    pub event_id: String,
-    pub routing_key: String,
-    pub payload: String,
 }
 
 /// An event to put in the outbox.
@@ -168,6 +166,27 @@ pub struct NewEvent {
     pub request_id: Option<String>,
     pub routing_key: String,
     pub payload: String,
+}
+
+impl NewEvent {
+    /// The outbox row of a request's event (outcome, notice or `invalid`).
+    pub fn of_request(event: &CloudEvent) -> Self {
+        Self::of(event, event.data.request_id.clone())
+    }
+
+    /// The outbox row of an endpoint's event.
+    pub fn of_endpoint(event: &EndpointEvent) -> Self {
+        Self::of(event, None)
+    }
+
+    fn of<D: serde::Serialize>(event: &CloudEvent<D>, request_id: Option<String>) -> Self {
+        NewEvent {
+            event_id: event.id.clone(),
+            request_id,
+            routing_key: event.routing_key().to_string(),
+            payload: event.to_json(),
+        }
+    }
 }
 
 /// What intake found when recording a request.

@@ -123,20 +123,19 @@ mod tests {
             id,
             &polling,
             at,
-            Some(&event(&format!("{id}-submitted"), Some(id))),
+            Some(&|_: &RequestRow| event(&format!("{id}-submitted"), Some(id))),
         )
         .await
         .unwrap();
         let finish = Finish {
             outcome: "deleted".into(),
             finished_at: at + DAY,
-            event_id: format!("ev-{id}"),
-            routing_key: "delete.succeeded".into(),
-            payload: "{}".into(),
         };
-        l.finish(id, &Change::to(State::Succeeded, "ok"), &finish)
-            .await
-            .unwrap();
+        l.finish(id, &Change::to(State::Succeeded, "ok"), &finish, |_| {
+            event(id, Some(id))
+        })
+        .await
+        .unwrap();
     }
 
     /// Marks every pending event published, except those of `keep`.
@@ -230,10 +229,8 @@ mod tests {
                 &Finish {
                     outcome: "refused".into(),
                     finished_at: DAY,
-                    event_id: format!("ev-{}", r.request_id.as_str()),
-                    routing_key: "delete.failed".into(),
-                    payload: "{}".into(),
                 },
+                |row| event(&row.request_id, Some(&row.request_id)),
             )
             .await
             .unwrap();

@@ -178,34 +178,37 @@ impl Ledger {
         Ok(given)
     }
 
-    /// Applies one non-final step, with an optional notice event (`delete.submitted`).
+    /// Applies one non-final step, with an optional notice event (`delete.submitted`) built
+    /// from the row as this step leaves it.
     pub async fn advance(
         &self,
         request_id: &str,
         change: &Change,
         now: i64,
-        notice: Option<&NewEvent>,
+        notice: Option<&(dyn Fn(&RequestRow) -> NewEvent + Sync)>,
     ) -> anyhow::Result<()> {
         debug_assert!(!change.state.is_final(), "final steps go through finish()");
         let mut tx = self.pool.begin().await?;
-        apply(&mut tx, request_id, change, now, None).await?;
-        if let Some(e) = notice {
-            outbox::insert(&mut tx, e, now).await?;
+        let row = apply(&mut tx, request_id, change, now, None).await?;
+        if let Some(notice) = notice {
+            outbox::insert(&mut tx, &notice(&row), now).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Applies a final step and writes its event to the outbox, in one transaction.
+    /// Applies a final step and writes its event to the outbox, in one transaction. The event
+    /// is built from the row with the step applied: what the ledger keeps is what it says.
     pub async fn finish(
         &self,
         request_id: &str,
         change: &Change,
         finish: &Finish,
+        event: impl FnOnce(&RequestRow) -> NewEvent,
     ) -> anyhow::Result<()> {
         debug_assert!(change.state.is_final());
         let mut tx = self.pool.begin().await?;
-        apply(
+        let row = apply(
             &mut tx,
             request_id,
             change,
@@ -213,12 +216,12 @@ impl Ledger {
             Some(finish),
         )
         .await?;
-        let event = NewEvent {
-            event_id: finish.event_id.clone(),
-            request_id: Some(request_id.to_string()),
-            routing_key: finish.routing_key.clone(),
-            payload: finish.payload.clone(),
-        };
+        let event = event(&row);
+        sqlx::query("UPDATE requests SET event_id = ? WHERE request_id = ?")
+            .bind(&event.event_id)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
         outbox::insert(&mut tx, &event, finish.finished_at).await?;
         tx.commit().await?;
         Ok(())
@@ -285,7 +288,7 @@ async fn apply(
     c: &Change,
     now: i64,
     finish: Option<&Finish>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RequestRow> {
     let before: Option<(String, Option<String>, Option<String>)> =
         sqlx::query_as("SELECT state, task_state, last_error FROM requests WHERE request_id = ?")
             .bind(request_id)
@@ -294,15 +297,16 @@ async fn apply(
     let Some(before) = before else {
         anyhow::bail!("request {request_id} is not in the ledger");
     };
-    update(tx, request_id, c, now, finish).await?;
+    let row = update(tx, request_id, c, now, finish).await?;
     if !is_news(&before, c) {
-        return Ok(());
+        return Ok(row);
     }
     let note = match finish {
         Some(f) => format!("{}: {}", f.outcome, c.note),
         None => c.note.clone(),
     };
-    log_transition(tx, request_id, now, c.state, &note).await
+    log_transition(tx, request_id, now, c.state, &note).await?;
+    Ok(row)
 }
 
 /// Whether a step is worth a history row: a poll or verification that found the request
@@ -328,10 +332,10 @@ async fn update(
     c: &Change,
     now: i64,
     finish: Option<&Finish>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RequestRow> {
     let t = c.task.as_ref();
     let due_at = if c.state.is_final() { None } else { c.due_at };
-    sqlx::query(
+    let row = sqlx::query_as::<_, RequestRow>(
         "UPDATE requests SET state = ?, due_at = ?, lease_until = NULL,
              task_id = COALESCE(?, task_id), task_session = COALESCE(?, task_session),
              task_state = COALESCE(?, task_state), task_operation = COALESCE(?, task_operation),
@@ -339,9 +343,10 @@ async fn update(
              http_status = COALESCE(?, http_status), last_error = COALESCE(?, last_error),
              submitted_at = COALESCE(submitted_at, ?),
              poll_count = poll_count + ?,
-             outcome = COALESCE(?, outcome), event_id = COALESCE(?, event_id),
-             finished_at = COALESCE(?, finished_at), updated_at = ?
-         WHERE request_id = ?",
+             outcome = COALESCE(?, outcome), finished_at = COALESCE(?, finished_at),
+             updated_at = ?
+         WHERE request_id = ?
+         RETURNING *",
     )
     .bind(c.state.as_str())
     .bind(due_at)
@@ -356,11 +361,10 @@ async fn update(
     .bind(c.submitted_at)
     .bind(i64::from(c.count_poll))
     .bind(finish.map(|f| f.outcome.clone()))
-    .bind(finish.map(|f| f.event_id.clone()))
     .bind(finish.map(|f| f.finished_at))
     .bind(now)
     .bind(request_id)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(row)
 }

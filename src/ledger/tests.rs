@@ -17,13 +17,23 @@ fn request(id: &str, job: &str) -> DeleteRequest {
 const JOB_A: &str = "5b89dae5-6f08-45ec-b068-08f0bd08394a";
 const JOB_B: &str = "d1b85018-2769-45be-89bc-03f66b60e6cb";
 
-fn finish(id: &str, at: i64) -> Finish {
+fn finish(at: i64) -> Finish {
     Finish {
         outcome: "deleted".into(),
         finished_at: at,
-        event_id: format!("ev-{id}"),
+    }
+}
+
+/// The outcome event a test request ends with (built from the row the step left).
+fn outcome_event(row: &RequestRow) -> NewEvent {
+    NewEvent {
+        event_id: format!("ev-{}", row.request_id),
+        request_id: Some(row.request_id.clone()),
         routing_key: "delete.succeeded".into(),
-        payload: format!("{{\"id\":\"ev-{id}\"}}"),
+        payload: format!(
+            "{{\"id\":\"ev-{}\",\"outcome\":{:?}}}",
+            row.request_id, row.outcome
+        ),
     }
 }
 
@@ -49,9 +59,14 @@ async fn the_same_request_twice_is_one_row_and_a_different_target_is_a_conflict(
 async fn a_duplicate_of_a_finished_request_queues_its_event_again_once() {
     let (_d, l) = ledger().await;
     l.accept(&request("r1", JOB_A), "em", 1).await.unwrap();
-    l.finish("r1", &Change::to(State::Succeeded, "ok"), &finish("r1", 5))
-        .await
-        .unwrap();
+    l.finish(
+        "r1",
+        &Change::to(State::Succeeded, "ok"),
+        &finish(5),
+        outcome_event,
+    )
+    .await
+    .unwrap();
     let pending = l.pending_events(100, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     l.mark_published(&[pending[0].seq], 6).await.unwrap();
@@ -168,8 +183,9 @@ async fn finishing_writes_the_outcome_and_its_event_together() {
         &Change::to(State::Failed, "refused"),
         &Finish {
             outcome: "refused".into(),
-            ..finish("r1", 9)
+            ..finish(9)
         },
+        outcome_event,
     )
     .await
     .unwrap();
@@ -178,9 +194,13 @@ async fn finishing_writes_the_outcome_and_its_event_together() {
     assert_eq!(row.outcome.as_deref(), Some("refused"));
     assert_eq!(row.due_at, None, "a final row is never due");
     assert_eq!(row.finished_at, Some(9));
-    assert_eq!(
-        l.pending_events(100, 10).await.unwrap()[0].event_id,
-        "ev-r1"
+    assert_eq!(row.event_id.as_deref(), Some("ev-r1"));
+    let events = l.pending_events(100, 10).await.unwrap();
+    assert_eq!(events[0].event_id, "ev-r1");
+    assert!(
+        events[0].payload.contains(r#""outcome":Some("refused")"#),
+        "the event is built from the row with the step applied: {}",
+        events[0].payload
     );
     assert_eq!(l.backlog().await.unwrap(), 0);
 }
@@ -379,9 +399,14 @@ async fn a_poll_that_changes_nothing_adds_no_history_row() {
     l.advance("r1", &Change::to(State::Verifying, "lost").due(60), 7, None)
         .await
         .unwrap();
-    l.finish("r1", &Change::to(State::Succeeded, "ok"), &finish("r1", 8))
-        .await
-        .unwrap();
+    l.finish(
+        "r1",
+        &Change::to(State::Succeeded, "ok"),
+        &finish(8),
+        outcome_event,
+    )
+    .await
+    .unwrap();
     let history: Vec<(String, i64)> = l
         .history("r1")
         .await

@@ -134,12 +134,7 @@ pub fn endpoint_event(worker: &str, t: &Transition) -> NewEvent {
             since: t.since,
         },
     );
-    NewEvent {
-        event_id: ev.id.clone(),
-        request_id: None,
-        routing_key: ev.routing_key().to_string(),
-        payload: ev.to_json(),
-    }
+    NewEvent::of_endpoint(&ev)
 }
 
 async fn write(ledger: &Ledger, worker: &str, t: &Transition, stop: &CancellationToken) {

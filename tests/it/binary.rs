@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use reaper::event::Outcome;
-use reaper::ledger::{Change, Finish, Ledger, State, now_ms};
+use reaper::ledger::{Change, Finish, Ledger, NewEvent, State, now_ms};
 use reaper::request::DeleteRequest;
 use reaper::sim::SimConfig;
 use std::process::{Command, Stdio};
@@ -369,12 +369,15 @@ async fn recorded(ledger: &Ledger, id: &str, received: i64, finished: Option<i64
     let finish = Finish {
         outcome: "deleted".into(),
         finished_at: at,
+    };
+    let change = Change::to(State::Succeeded, "ok");
+    let event = |_: &_| NewEvent {
         event_id: format!("ev-{id}"),
+        request_id: Some(id.to_string()),
         routing_key: "delete.succeeded".into(),
         payload: "{}".into(),
     };
-    let change = Change::to(State::Succeeded, "ok");
-    ledger.finish(id, &change, &finish).await.unwrap();
+    ledger.finish(id, &change, &finish, event).await.unwrap();
     let seqs: Vec<i64> = ledger
         .pending_events(i64::MAX, 100)
         .await

@@ -71,7 +71,9 @@ async fn the_seed_example_deletes_the_task_with_200_and_an_empty_message() {
 
     // The same through the client: the task is gone now.
     let dcs = client(&sim, static_auth());
-    let again = dcs.delete_task(PROJECT, INSTANCE, TASK).await;
+    let again = dcs
+        .delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(TASK))
+        .await;
     assert_eq!(
         err_code(&again),
         (ErrorClass::NotFound, Some(404), Some("DCS.4001"))
@@ -81,7 +83,7 @@ async fn the_seed_example_deletes_the_task_with_200_and_an_empty_message() {
     assert_eq!(e.request_id.as_ref().map(String::len), Some(32), "{e:?}");
 
     let other = dcs
-        .delete_task(PROJECT, INSTANCE, &task_id())
+        .delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&task_id()))
         .await
         .unwrap();
     assert_eq!(other.status, 200);
@@ -104,7 +106,7 @@ async fn the_seed_example_deletes_the_task_with_200_and_an_empty_message() {
 async fn an_instance_lists_its_background_tasks_until_they_are_deleted() {
     let sim = start(with_static_token()).await;
     let dcs = client(&sim, static_auth());
-    let list = dcs.list_tasks(PROJECT, INSTANCE).await.unwrap();
+    let list = dcs.list_tasks(&seg(PROJECT), &seg(INSTANCE)).await.unwrap();
     assert_eq!(list.task_count, 3);
     assert_eq!(list.tasks.len(), 3);
     for t in &list.tasks {
@@ -115,7 +117,7 @@ async fn an_instance_lists_its_background_tasks_until_they_are_deleted() {
         assert!(t.created_at.ends_with('Z') && t.updated_at.ends_with('Z'));
         assert_eq!(t.enable_show, Some(true));
     }
-    dcs.delete_task(PROJECT, INSTANCE, &list.tasks[0].id)
+    dcs.delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&list.tasks[0].id))
         .await
         .unwrap();
 
@@ -148,19 +150,25 @@ async fn refusals_carry_dcs_codes_and_both_error_shapes_decode() {
     .await;
     let dcs = client(&sim, static_auth());
     // v2 bodies: a malformed task id, a forbidden project.
-    let bad = dcs.delete_task(PROJECT, INSTANCE, "not-a-task-id").await;
+    let bad = dcs
+        .delete_task(&seg(PROJECT), &seg(INSTANCE), &seg("not-a-task-id"))
+        .await;
     assert_eq!(
         err_code(&bad),
         (ErrorClass::Permanent, Some(400), Some("DCS.4070"))
     );
     assert_eq!(bad.unwrap_err().message, "Invalid task ID format.");
-    let forbidden = dcs.delete_task("read-only", INSTANCE, &task_id()).await;
+    let forbidden = dcs
+        .delete_task(&seg("read-only"), &seg(INSTANCE), &seg(&task_id()))
+        .await;
     assert_eq!(
         err_code(&forbidden),
         (ErrorClass::Permanent, Some(403), Some("DCS.2003"))
     );
     // The API gateway's throttling: transient.
-    let throttled = dcs.delete_task(PROJECT, INSTANCE, &task_id()).await;
+    let throttled = dcs
+        .delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&task_id()))
+        .await;
     assert_eq!(
         err_code(&throttled),
         (ErrorClass::Transient, Some(429), Some("APIG.0308"))
@@ -175,7 +183,7 @@ async fn refusals_carry_dcs_codes_and_both_error_shapes_decode() {
         password: Secret::new("wrong-password-xyz").into(),
     };
     let refused = client(&sim, wrong)
-        .delete_task("other", INSTANCE, &task_id())
+        .delete_task(&seg("other"), &seg(INSTANCE), &seg(&task_id()))
         .await;
     assert_eq!(
         err_code(&refused),
@@ -198,7 +206,9 @@ async fn refusals_carry_dcs_codes_and_both_error_shapes_decode() {
 async fn a_static_token_that_is_refused_is_not_renewed() {
     let sim = start(with_static_token()).await;
     let dcs = client(&sim, DcsAuth::Static(Secret::new("not-the-token").into()));
-    let r = dcs.delete_task(PROJECT, INSTANCE, TASK).await;
+    let r = dcs
+        .delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(TASK))
+        .await;
     assert_eq!(
         err_code(&r),
         (ErrorClass::Unavailable, Some(401), Some("DCS.1001")),
@@ -227,7 +237,10 @@ async fn a_static_token_file_is_read_again_when_dcs_refuses_the_token() {
     // Rotated under the client: the first call still carries the old token, is refused, and
     // is sent once more with the file's new content.
     std::fs::write(&path, format!("{STATIC}\n")).unwrap();
-    let done = dcs.delete_task(PROJECT, INSTANCE, TASK).await.unwrap();
+    let done = dcs
+        .delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(TASK))
+        .await
+        .unwrap();
     assert_eq!(done.status, 200);
     let stats = sim.stats();
     assert_eq!(stats.statuses.get("401"), Some(&1), "{stats:?}");
@@ -241,12 +254,12 @@ async fn iam_tokens_are_cached_per_project_and_renewed_once_per_expiry() {
     let sim = start(SimConfig::default()).await;
     let dcs = Arc::new(client(&sim, iam_auth(&sim)));
     for _ in 0..3 {
-        dcs.delete_task(PROJECT, INSTANCE, &task_id())
+        dcs.delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&task_id()))
             .await
             .unwrap();
     }
     assert_eq!(sim.stats().token_issues, 1, "one token for one project");
-    dcs.delete_task("second-project", INSTANCE, &task_id())
+    dcs.delete_task(&seg("second-project"), &seg(INSTANCE), &seg(&task_id()))
         .await
         .unwrap();
     assert_eq!(sim.stats().token_issues, 2, "tokens are project-scoped");
@@ -256,7 +269,10 @@ async fn iam_tokens_are_cached_per_project_and_renewed_once_per_expiry() {
     let calls: Vec<_> = (0..20)
         .map(|_| {
             let dcs = Arc::clone(&dcs);
-            tokio::spawn(async move { dcs.delete_task(PROJECT, INSTANCE, &task_id()).await })
+            tokio::spawn(async move {
+                dcs.delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&task_id()))
+                    .await
+            })
         })
         .collect();
     for c in calls {
@@ -279,11 +295,11 @@ async fn a_short_lived_token_is_renewed_before_it_expires() {
     })
     .await;
     let dcs = client(&sim, iam_auth(&sim));
-    dcs.delete_task(PROJECT, INSTANCE, &task_id())
+    dcs.delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&task_id()))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    dcs.delete_task(PROJECT, INSTANCE, &task_id())
+    dcs.delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&task_id()))
         .await
         .unwrap();
     assert_eq!(
@@ -292,7 +308,7 @@ async fn a_short_lived_token_is_renewed_before_it_expires() {
         "still fresh at 60% of its life"
     );
     tokio::time::sleep(Duration::from_millis(700)).await; // 95%: inside the renewal margin
-    dcs.delete_task(PROJECT, INSTANCE, &task_id())
+    dcs.delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&task_id()))
         .await
         .unwrap();
     let stats = sim.stats();
@@ -313,21 +329,25 @@ async fn a_task_still_executing_is_refused_transiently_until_it_ends() {
     })
     .await;
     let dcs = client(&sim, static_auth());
-    let listed = dcs.list_tasks(PROJECT, INSTANCE).await.unwrap();
+    let listed = dcs.list_tasks(&seg(PROJECT), &seg(INSTANCE)).await.unwrap();
     assert!(listed.tasks.iter().all(|t| t.status == "EXECUTING"));
     let r = dcs
-        .delete_task(PROJECT, INSTANCE, &listed.tasks[0].id)
+        .delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&listed.tasks[0].id))
         .await;
     assert_eq!(
         err_code(&r),
         (ErrorClass::Transient, Some(400), Some("DCS.4957"))
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    dcs.delete_task(PROJECT, INSTANCE, &listed.tasks[0].id)
+    dcs.delete_task(&seg(PROJECT), &seg(INSTANCE), &seg(&listed.tasks[0].id))
         .await
         .unwrap();
-    let after = dcs.list_tasks(PROJECT, INSTANCE).await.unwrap();
+    let after = dcs.list_tasks(&seg(PROJECT), &seg(INSTANCE)).await.unwrap();
     assert_eq!(after.task_count, 2);
     assert!(after.tasks.iter().all(|t| t.status == "SUCCESS"));
     sim.shutdown().await;
+}
+
+fn seg(id: &str) -> reaper::request::Segment {
+    reaper::request::Segment::parse(id).expect("a valid id")
 }

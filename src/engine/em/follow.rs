@@ -1,0 +1,129 @@
+//! EM follow-up steps: polling a request's remote task, and verifying a deletion by GET on
+//! the resource when the task cannot be followed. A task past its timeout ends `timed_out`
+//! only when a remote check has just said the work is still under way (design 2.6).
+
+use super::super::step::json;
+use super::super::{Ending, Engine, Next, ms};
+use super::mappings::{after_poll, after_verify};
+use crate::em::EmClient;
+use crate::event::{ErrorInfo, Outcome};
+use crate::ledger::{Change, RequestRow, State, TaskRecord, now_ms};
+use crate::request::Target;
+use std::sync::Arc;
+
+impl Engine {
+    pub(in crate::engine) async fn poll(&self, row: RequestRow) -> anyhow::Result<()> {
+        let Some(client) = self.follow_up_client(&row).await? else {
+            return Ok(());
+        };
+        let (Some(task_id), Some(session)) = (row.task_id.clone(), row.task_session.clone()) else {
+            return self.move_to_verify(&row, "no task recorded").await;
+        };
+        let next = after_poll(client.get_task(&task_id, &session).await);
+        self.after_follow_up(&row, State::Polling, next).await
+    }
+
+    pub(in crate::engine) async fn verify(
+        &self,
+        row: RequestRow,
+        target: Target,
+    ) -> anyhow::Result<()> {
+        let Some(client) = self.follow_up_client(&row).await? else {
+            return Ok(());
+        };
+        let next = after_verify(client.presence(&target.path()).await);
+        self.after_follow_up(&row, State::Verifying, next).await
+    }
+
+    /// The client to follow a task up with, or `None` when the request has just been ended
+    /// instead: its endpoint is no longer configured. A task past its timeout is followed up
+    /// too: only a remote check can say that it is still running (design 2.6).
+    async fn follow_up_client(&self, row: &RequestRow) -> anyhow::Result<Option<Arc<EmClient>>> {
+        match self.em_client(row) {
+            Ok(_) if self.is_down(&row.endpoint) => {
+                self.wait_for_endpoint(row).await?;
+                Ok(None)
+            }
+            Ok(c) => Ok(Some(Arc::clone(c))),
+            Err(error) => {
+                self.finish(row, Ending::because(Outcome::Refused, Some(error)))
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies the result of a poll or a verification.
+    async fn after_follow_up(
+        &self,
+        row: &RequestRow,
+        state: State,
+        next: Next,
+    ) -> anyhow::Result<()> {
+        let now = now_ms();
+        let later = now + ms(self.cfg.poll.delay(row.poll_count as u32 + 1));
+        // The remote has just confirmed that the work is still under way: past the task's
+        // limit, that is a timeout. Time the worker was down never ends a request by itself.
+        if self.past_task_timeout(row) {
+            match next {
+                Next::Poll { task, .. } => return self.timed_out(row, Some(task)).await,
+                Next::Present => return self.timed_out(row, None).await,
+                _ => {}
+            }
+        }
+        let change = match next {
+            // The DELETE's status stays the one recorded when it was answered.
+            Next::Finish(ending) => {
+                let ending = Ending {
+                    http_status: None,
+                    ..ending
+                };
+                return self.finish(row, ending).await;
+            }
+            Next::Wait { .. } => return self.wait_for_endpoint(row).await,
+            Next::Verify { task, note, .. } => Change {
+                task,
+                ..Change::to(State::Verifying, note).due(now)
+            },
+            Next::Poll { task, .. } => Change {
+                task: Some(task),
+                count_poll: true,
+                ..Change::to(state, "still running").due(later)
+            },
+            Next::Again { error } => Change {
+                last_error: Some(json(&error)),
+                count_poll: true,
+                ..Change::to(state, error.message.clone()).due(later)
+            },
+            Next::Present => Change {
+                count_poll: true,
+                ..Change::to(state, "the resource still exists").due(later)
+            },
+        };
+        self.ledger
+            .advance(&row.request_id, &change, now, None)
+            .await
+    }
+
+    fn past_task_timeout(&self, row: &RequestRow) -> bool {
+        let started = row.submitted_at.unwrap_or(row.received_at);
+        now_ms() - started > ms(self.cfg.task_timeout)
+    }
+
+    /// Ends a request whose task was just seen still running past the task timeout.
+    async fn timed_out(&self, row: &RequestRow, task: Option<TaskRecord>) -> anyhow::Result<()> {
+        let error = ErrorInfo {
+            kind: "timeout".into(),
+            message: format!(
+                "the task did not end within {}",
+                humantime::format_duration(self.cfg.task_timeout)
+            ),
+            ..Default::default()
+        };
+        let ending = Ending {
+            task,
+            ..Ending::because(Outcome::TimedOut, Some(error))
+        };
+        self.finish(row, ending).await
+    }
+}
