@@ -73,16 +73,17 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
     /// Share of tasks that finish with Success=false.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
     pub task_failure_ratio: f64,
-    /// Strict mode: a JSON inventory of jobs and their includes / linked repositories / jobs.
+    /// Strict mode: a JSON inventory of jobs (with their names) and their includes / linked
+    /// repositories / jobs.
     #[arg(long)]
     pub inventory: Option<PathBuf>,
     /// Share of API calls answered 500/502/503.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
     pub error_ratio: f64,
     /// Share of API calls answered 503 (or --throttle-status) with Retry-After.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
     pub throttle_ratio: f64,
     /// Status of a throttling answer: 503 or 429.
     #[arg(long, default_value_t = 503, value_parser = parse_throttle_status)]
@@ -92,7 +93,7 @@ pub struct SimulateArgs {
     pub latency: Duration,
     /// Share of 202 answers to resource DELETEs whose body is no readable Task (an HTML page
     /// or nothing); the deletion goes ahead all the same.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
     pub unreadable_task_ratio: f64,
     /// Concurrent calls above which the simulator answers 503.
     #[arg(long)]
@@ -137,6 +138,14 @@ fn parse_throttle_status(s: &str) -> Result<u16, String> {
         "503" => Ok(503),
         "429" => Ok(429),
         other => Err(format!("`{other}`: expected 503 or 429")),
+    }
+}
+
+/// Parses a share of calls or tasks: a number from 0 to 1.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}`: expected a share from 0 to 1 (e.g. 0.25)")),
     }
 }
 
@@ -256,5 +265,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { request_id } => ops::status(request_id.as_deref()).await,
         Command::Report { batch, format } => ops::report(&batch, format).await,
         Command::Prune { finished_before } => ops::prune(finished_before).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_ratio_flag_takes_a_share_from_0_to_1() {
+        assert_eq!(super::parse_ratio("0.6"), Ok(0.6));
+        assert_eq!(super::parse_ratio(" 1 "), Ok(1.0));
+        for bad in ["1.5", "-0.1", "NaN", "60%", ""] {
+            let err = super::parse_ratio(bad).unwrap_err();
+            assert!(err.contains("from 0 to 1"), "{bad}: {err}");
+        }
     }
 }

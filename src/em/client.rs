@@ -47,15 +47,6 @@ pub enum DeleteAnswer {
     Accepted { status: u16, reason: String },
 }
 
-/// What a task poll answered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Poll {
-    Task(Task),
-    /// The task belongs to a session that is gone (re-logon, restart, or EM's 500
-    /// "no task with id … in current rest session"): confirm the outcome another way.
-    SessionLost,
-}
-
 /// Whether a resource exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
@@ -171,43 +162,6 @@ impl EmClient {
         }
     }
 
-    /// Polls `GET /api/tasks/{task_id}`, for a task created under session `session_guid`.
-    pub async fn get_task(&self, task_id: &str, session_guid: &str) -> Result<Poll, EmError> {
-        match self.current_session() {
-            Some(s) if s.guid == session_guid => {}
-            _ => return Ok(Poll::SessionLost),
-        }
-        // Task ids are checked when EM's answer is decoded; a row recorded before that check
-        // existed is followed up by verification rather than by a URL built from it.
-        if crate::request::Segment::parse(task_id).is_err() {
-            return Ok(Poll::SessionLost);
-        }
-        let path = format!("/api/tasks/{task_id}");
-        let (answer, session) = match self.call(Method::GET, &path, "poll", false).await {
-            Err(e) if e.class == ErrorClass::Unauthorized => return Ok(Poll::SessionLost),
-            other => other?,
-        };
-        if session.guid != session_guid {
-            return Ok(Poll::SessionLost);
-        }
-        match answer.status {
-            StatusCode::OK => codec::decode_task(self.format, &answer.body)
-                .map(Poll::Task)
-                .map_err(|e| EmError::transport(e.to_string())),
-            // 401: the session expired (and was renewed by `call`); 404: EM forgot the task.
-            StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND => Ok(Poll::SessionLost),
-            StatusCode::INTERNAL_SERVER_ERROR => {
-                let err = self.error(answer);
-                if is_lost_task_message(&err.message) {
-                    Ok(Poll::SessionLost)
-                } else {
-                    Err(err)
-                }
-            }
-            _ => Err(self.error(answer)),
-        }
-    }
-
     /// `GET {path}`: whether the resource still exists (used to verify a deletion).
     pub async fn presence(&self, path: &str) -> Result<Presence, EmError> {
         let (answer, _) = self.call(Method::GET, path, "verify", true).await?;
@@ -216,6 +170,23 @@ impl EmClient {
             StatusCode::NOT_FOUND => Ok(Presence::Absent),
             _ => Err(self.error(answer)),
         }
+    }
+
+    /// `GET /api/jobs/{job_id}`: the job's `Name` (for the protected-name globs), budgeted
+    /// like every call. A job EM does not know (404) is an error of class
+    /// [`ErrorClass::NotFound`] ([`EmError::is_absent`]); a 2xx whose body has no readable
+    /// `Name` is a transient error, so no name check passes on a name it did not read.
+    pub async fn job_name(&self, job_id: &str) -> Result<String, EmError> {
+        let job = crate::request::Segment::parse(job_id)
+            .map_err(|e| EmError::not_sent(format!("job id: {e}")))?;
+        let path = format!("/api/jobs/{}", job.as_str());
+        let (answer, _) = self.call(Method::GET, &path, "read_job", true).await?;
+        if !answer.status.is_success() {
+            return Err(self.error(answer));
+        }
+        codec::decode_job_ref(self.format, &answer.body)
+            .map(|job| job.name)
+            .map_err(|e| EmError::transport(e.to_string()))
     }
 
     /// Logs the current session off (`DELETE /api/logonSessions/{guid}`), if there is one.
@@ -254,7 +225,7 @@ impl EmClient {
 
     /// One authorised call. On 401 the session is renewed (single-flight) and, when
     /// `retry_on_401`, the call is sent once more. Returns the session the answer came under.
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         path: &str,

@@ -1,11 +1,12 @@
-//! Wire codecs for Enterprise Manager bodies: `Task`, `Error` and `LogonSession`, in XML
-//! (namespace aware) and JSON (PascalCase). Shared by the client and the simulator; knows
-//! nothing of HTTP.
+//! Wire codecs for Enterprise Manager bodies: `Task`, `Error`, `LogonSession` and the job
+//! reference (`job`), in XML (namespace aware) and JSON (PascalCase). Shared by the client
+//! and the simulator; knows nothing of HTTP.
 //!
 //! Decoding is tolerant (unknown elements, attributes and keys are skipped, entity
 //! references are resolved), except for ids that go into a URL path (`TaskId`, `SessionId`):
 //! those must be safe path segments. Encoding produces the exact shapes of the seed pages.
 
+mod job;
 mod json;
 mod xml;
 
@@ -13,6 +14,8 @@ use crate::request::Segment;
 use json::{JsonError, JsonLink, JsonLogonSession, JsonResult, JsonTask};
 use quick_xml::escape::escape;
 use xml::{parse_bool, parse_xml, xml_links};
+
+pub use job::{JobRef, decode_job_ref, encode_job_ref};
 
 /// The body format (XML or JSON); a setting, so it lives in `config`.
 pub use crate::config::Format;

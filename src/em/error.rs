@@ -35,13 +35,29 @@ impl EmError {
         }
     }
 
+    /// A call refused before it was sent (an id that cannot go into a URL): permanent.
+    pub fn not_sent(message: impl Into<String>) -> Self {
+        EmError {
+            class: ErrorClass::Permanent,
+            ..EmError::transport(message)
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         self.class == ErrorClass::Transient
+    }
+
+    /// EM does not know the resource or task (404): it is absent.
+    pub fn is_absent(&self) -> bool {
+        self.class == ErrorClass::NotFound
     }
 
     fn describe(&self) -> String {
         match self.status {
             Some(s) => format!("EM answered {s}: {}", self.message),
+            None if self.class == ErrorClass::Permanent => {
+                format!("not sent to EM: {}", self.message)
+            }
             None => format!("EM unreachable: {}", self.message),
         }
     }

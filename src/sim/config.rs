@@ -1,5 +1,6 @@
-//! The simulator's knobs: one typed `SimConfig`, built once by the caller (CLI, demo, tests)
-//! and never changed while the server runs. Knows nothing of HTTP or of the state it drives.
+//! The simulator's knobs: one typed `SimConfig`, built once by the caller (CLI, demo, tests).
+//! Only the fault ratios change while the server runs (their live copy is `faults`). Knows
+//! nothing of HTTP or of the state it drives.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub struct SimConfig {
     /// A logon session not used for this long is gone (401). Default 15 min.
     pub session_idle_timeout: Duration,
     /// Share of tasks that finish with `Success="false"` (the resource stays). Default 0.
+    /// This and the other `_ratio` fields are the first values of `Faults`.
     pub task_failure_ratio: f64,
     /// Strict mode: only these resources exist. `None`: every well-formed GUID exists
     /// until it is deleted.
@@ -95,11 +97,6 @@ impl SimConfig {
             return lo;
         }
         lo + (hi - lo).mul_f64(rand::random::<f64>())
-    }
-
-    /// Draws whether a new task will succeed.
-    pub(crate) fn draw_task_success(&self) -> bool {
-        !chance(self.task_failure_ratio)
     }
 }
 

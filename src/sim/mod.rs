@@ -12,20 +12,24 @@
 //!
 //! Layout (arrows point down; no module imports one that imports it back):
 //! - `SimHandle`, `spawn`, `serve` (here): listening, HTTP or HTTPS, shutdown;
-//! - `router`: the router — `/_sim/stats`, DCS and IAM, EM for everything else;
-//! - `state`: the shared `Sim` — the counters and the two sides below;
+//! - `router`: the router — `/_sim/stats`, `/_sim/faults`, DCS and IAM, EM for everything else;
+//! - `state`: the shared `Sim` — the counters, the live faults and the two sides below;
 //! - `em/`: the simulated EM (`routes`, `wire`, `resource`, `inventory`, pure `world`,
 //!   and `handler`, its HTTP front);
 //! - `dcs/`: the simulated DCS and IAM (`routes`, pure `world`, and `handler`, its HTTP
 //!   front, sharing `crate::dcs::wire`);
-//! - `config` (knobs; it names `em::inventory`, a leaf of plain data), `stats` (counters),
-//!   `tls` (optional HTTPS): shared by both sides.
+//! - `config` (knobs; it names `em::inventory`, a leaf of plain data), `faults` (the fault
+//!   ratios a test changes at run time), `stats` (counters), `tls` (optional HTTPS): shared.
+//!
+//! Test knobs at run time: `POST /_sim/faults` with `{"task_failure_ratio": 0.6, …}` (see
+//! `FaultsUpdate`; `SimHandle::set_faults` in process), `GET /_sim/stats` for the counters.
 //!
 //! Must not touch anything outside `src/sim/`.
 
 mod config;
 mod dcs;
 mod em;
+mod faults;
 mod router;
 mod state;
 mod stats;
@@ -42,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::SimConfig;
 pub use em::{Inventory, InventoryJob};
+pub use faults::{Faults, FaultsUpdate};
 pub use stats::SimStats;
 pub use tls::SimTls;
 
@@ -77,6 +82,17 @@ impl SimHandle {
     /// A snapshot of the counters.
     pub fn stats(&self) -> SimStats {
         self.sim.stats.snapshot()
+    }
+
+    /// The fault ratios in force now.
+    pub fn faults(&self) -> Faults {
+        self.sim.faults.get()
+    }
+
+    /// Test knob: changes the fault ratios while the simulator runs (as `POST /_sim/faults`
+    /// does); a share out of `[0, 1]` changes nothing and says which field.
+    pub fn set_faults(&self, update: &FaultsUpdate) -> Result<Faults, String> {
+        self.sim.faults.update(update)
     }
 
     /// Test knob: forgets every logon session now (old tokens answer 401).

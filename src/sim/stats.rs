@@ -1,5 +1,5 @@
-//! What reached the simulator: call counts per route template, statuses, DELETEs per
-//! concrete path, logons, and the busiest second. Owns only counters; the server decides
+//! What reached the simulator: call counts per route template, statuses, DELETEs and GETs
+//! per concrete path, tasks stopped, logons, and the busiest second. Owns only counters; the server decides
 //! what to record and when.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -17,6 +17,13 @@ pub struct SimStats {
     pub statuses: BTreeMap<String, u64>,
     /// DELETEs that passed auth and reached a handler, per concrete path (404s included).
     pub deletes: BTreeMap<String, u64>,
+    /// EM GETs that passed auth and reached a handler, per concrete path (404s included):
+    /// resource checks (`/api/jobs/…`), task polls (`/api/tasks/…`), session look-ups.
+    #[serde(default)]
+    pub gets: BTreeMap<String, u64>,
+    /// Running EM tasks stopped by `DELETE /api/tasks/{id}` (their deletion never happens).
+    #[serde(default)]
+    pub tasks_stopped: u64,
     /// Successful logons.
     pub logons: u64,
     /// Logons refused (wrong user name or password).
@@ -30,6 +37,24 @@ pub struct SimStats {
     /// Most requests that arrived within any one second (sliding window).
     pub max_calls_per_second: u64,
     pub total_calls: u64,
+}
+
+impl SimStats {
+    /// Calls counted under one `"METHOD /route/template"` key, e.g.
+    /// `count("DELETE /api/tasks/{id}")`; 0 when none came.
+    pub fn count(&self, key: &str) -> u64 {
+        self.calls.get(key).copied().unwrap_or(0)
+    }
+
+    /// Calls of one method on any route, EM and DCS, refused ones included: e.g.
+    /// `count_method("DELETE")` is every DELETE that arrived.
+    pub fn count_method(&self, method: &str) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(key, _)| key.split(' ').next() == Some(method))
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// The live counters behind `SimStats`.
@@ -80,6 +105,16 @@ impl StatsRecorder {
         self.with(|i| *i.stats.deletes.entry(path.to_string()).or_default() += 1);
     }
 
+    /// An EM GET reached its handler.
+    pub fn get(&self, path: &str) {
+        self.with(|i| *i.stats.gets.entry(path.to_string()).or_default() += 1);
+    }
+
+    /// A running task was stopped.
+    pub fn task_stopped(&self) {
+        self.with(|i| i.stats.tasks_stopped += 1);
+    }
+
     pub fn logon(&self) {
         self.with(|i| i.stats.logons += 1);
     }
@@ -117,5 +152,25 @@ mod tests {
         assert_eq!(s.max_calls_per_second, 4);
         assert_eq!(s.total_calls, 6);
         assert_eq!(s.calls["GET /x"], 6);
+    }
+
+    #[test]
+    fn calls_are_counted_per_key_and_per_method() {
+        let r = StatsRecorder::default();
+        let now = Instant::now();
+        for key in [
+            "DELETE /api/jobs/{id}",
+            "DELETE /v2/x",
+            "GET /api/jobs/{id}",
+        ] {
+            r.call(key.into(), now);
+        }
+        r.call("DELETE /api/jobs/{id}".into(), now);
+        let s = r.snapshot();
+        assert_eq!(s.count("DELETE /api/jobs/{id}"), 2);
+        assert_eq!(s.count("DELETE /api/tasks/{id}"), 0);
+        assert_eq!(s.count_method("DELETE"), 3);
+        assert_eq!(s.count_method("GET"), 1);
+        assert_eq!(s.count_method("DEL"), 0);
     }
 }

@@ -3,7 +3,7 @@
 
 use reaper::config::{EmSettings, Secret};
 use reaper::em::codec::{Format, TaskState};
-use reaper::em::{DeleteAnswer, EmClient, ErrorClass, Poll, Presence};
+use reaper::em::{DeleteAnswer, EmClient, ErrorClass, Poll, Presence, Stop};
 use reaper::health::EndpointHealth;
 use reaper::http::HttpSettings;
 use reaper::limit::{Budget, Limiter};
@@ -11,15 +11,11 @@ use reaper::sim::{Inventory, InventoryJob, SimConfig, SimHandle};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::em_http::start_sim as sim;
+
 const JOB: &str = "5b89dae5-6f08-45ec-b068-08f0bd08394a";
 const JOB2: &str = "d1b85018-2769-45be-89bc-03f66b60e6cb";
 const CHILD: &str = "27a1d57f-7c15-43c6-9162-d05aff1c9bb9";
-
-async fn sim(cfg: SimConfig) -> SimHandle {
-    reaper::sim::spawn(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
 
 fn fast() -> SimConfig {
     SimConfig {
@@ -222,8 +218,7 @@ async fn em_error_bodies_reach_the_caller_in_both_formats() {
         jobs: vec![InventoryJob {
             id: JOB.parse().unwrap(),
             includes: vec![CHILD.parse().unwrap()],
-            linked_repositories: vec![],
-            linked_jobs: vec![],
+            ..InventoryJob::default()
         }],
     };
     for format in [Format::Xml, Format::Json] {
@@ -290,4 +285,91 @@ async fn log_off_ends_the_session_on_the_server() {
     assert_eq!(s.stats().logoffs, 1);
     assert_eq!(c.session_guid(), None);
     s.shutdown().await;
+}
+
+/// The engine's name check: `GET /api/jobs/{id}`, one budgeted call, the `Name` in either
+/// format; a job EM does not know is absent; an id that cannot go into a URL is not sent.
+#[tokio::test]
+async fn job_name_reads_the_name_in_xml_and_json_and_an_unknown_job_is_absent() {
+    let inventory = Inventory {
+        jobs: vec![
+            InventoryJob {
+                id: JOB.parse().unwrap(),
+                name: Some("prod-crm".into()),
+                ..InventoryJob::default()
+            },
+            InventoryJob {
+                id: JOB2.parse().unwrap(),
+                ..InventoryJob::default()
+            },
+        ],
+    };
+    for format in [Format::Xml, Format::Json] {
+        let inventory = Some(inventory.clone());
+        let s = sim(SimConfig {
+            inventory,
+            ..fast()
+        })
+        .await;
+        let c = client(&s, format);
+        assert_eq!(c.job_name(JOB).await.unwrap(), "prod-crm");
+        assert_eq!(c.job_name(JOB2).await.unwrap(), "job-2");
+        let absent = c.job_name(CHILD).await.unwrap_err();
+        assert!(absent.is_absent(), "{absent}");
+        assert_eq!(absent.status, Some(404));
+        let bad = c
+            .job_name(&format!("urn:veeam:Job:{JOB}/x"))
+            .await
+            .unwrap_err();
+        assert_eq!(bad.class, ErrorClass::Permanent);
+        assert!(bad.to_string().starts_with("not sent to EM"), "{bad}");
+        assert_eq!(
+            s.stats().count("GET /api/jobs/{id}"),
+            3,
+            "the bad id is not sent"
+        );
+        s.shutdown().await;
+    }
+}
+
+/// Seed 000 for `cancel --stop-running`: a running task of the current session is stopped
+/// (204) and its deletion never happens; a task of another or a forgotten session is lost.
+#[tokio::test]
+async fn stop_task_stops_a_running_task_of_the_current_session_in_xml_and_json() {
+    for format in [Format::Xml, Format::Json] {
+        let s = sim(SimConfig {
+            task_duration: (Duration::from_secs(30), Duration::from_secs(30)),
+            ..fast()
+        })
+        .await;
+        let c = client(&s, format);
+        let (task, session) = started(&c, JOB).await;
+        let stopped = c.stop_task(&task, &session).await.unwrap();
+        assert_eq!(stopped, Stop::Stopped { status: 204 });
+        assert_eq!(s.stats().tasks_stopped, 1, "it was running");
+        let job = format!("/api/jobs/{JOB}");
+        assert_eq!(c.presence(&job).await.unwrap(), Presence::Present);
+        let again = c.stop_task(&task, &session).await.unwrap();
+        assert_eq!(again, Stop::SessionLost, "404: EM no longer knows it");
+        let not_ours = c.stop_task(&task, "another-session").await.unwrap();
+        assert_eq!(not_ours, Stop::SessionLost);
+        assert_eq!(s.stats().count("DELETE /api/tasks/{id}"), 2, "not sent");
+
+        let (task, session) = started(&c, JOB2).await;
+        s.expire_sessions();
+        assert_eq!(
+            c.stop_task(&task, &session).await.unwrap(),
+            Stop::SessionLost
+        );
+        assert_eq!(s.stats().tasks_stopped, 1, "a lost task is not stopped");
+        s.shutdown().await;
+    }
+}
+
+/// Deletes job `id`: its task id and the session it belongs to.
+async fn started(c: &EmClient, id: &str) -> (String, String) {
+    match c.delete(&format!("/api/jobs/{id}")).await.unwrap() {
+        DeleteAnswer::Task { task, session, .. } => (task.task_id, session),
+        other => panic!("no task: {other:?}"),
+    }
 }

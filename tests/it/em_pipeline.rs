@@ -125,8 +125,7 @@ async fn refusals_failures_and_absent_resources_end_with_their_outcomes_and_em_m
         jobs: vec![InventoryJob {
             id: job.parse().unwrap(),
             includes: vec![last_include.parse().unwrap()],
-            linked_repositories: vec![],
-            linked_jobs: vec![],
+            ..InventoryJob::default()
         }],
     };
     let env = TestEnv::new(SimConfig {

@@ -17,3 +17,4 @@ mod outbox;
 mod pipeline;
 mod sim_dcs;
 mod sim_em;
+mod sim_em_reads;

@@ -65,3 +65,17 @@ pub(super) struct JsonLogonSession {
     #[serde(default, rename = "Type")]
     pub(super) kind: Option<String>,
 }
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct JsonJobRef {
+    pub(super) name: String,
+    #[serde(default, rename = "UID")]
+    pub(super) uid: String,
+    #[serde(default)]
+    pub(super) href: String,
+    #[serde(default)]
+    pub(super) links: Vec<JsonLink>,
+    #[serde(default, rename = "Type")]
+    pub(super) kind: Option<String>,
+}

@@ -20,9 +20,11 @@ use super::routes::Route;
 use super::wire::{self, SESSION_HEADER};
 use super::world::{Refusal, TaskView, World};
 use crate::em::codec::{
-    Format, Link, LogonSession, Task, TaskResult, TaskState, encode_logon_session, encode_task,
+    Format, Link, LogonSession, Task, TaskResult, TaskState, encode_job_ref, encode_logon_session,
+    encode_task,
 };
 use crate::sim::config::{SimConfig, chance};
+use crate::sim::faults::LiveFaults;
 use crate::sim::stats::StatsRecorder;
 
 /// The EM side of one simulator: its configuration, state and counters, shared by every
@@ -31,6 +33,8 @@ pub(crate) struct EmSim {
     cfg: SimConfig,
     world: Mutex<World>,
     stats: Arc<StatsRecorder>,
+    /// The fault ratios in force (changed at run time through `/_sim/faults`).
+    faults: Arc<LiveFaults>,
     /// Requests being answered now (for `capacity`).
     inflight: AtomicU32,
     /// Where the server listens (fallback for `Href`s when a request has no `Host`).
@@ -49,8 +53,14 @@ impl Drop for Slot<'_> {
 }
 
 impl EmSim {
-    /// Counts into `stats`; `local` is the bound address (for `Href`s without a `Host`).
-    pub fn new(mut cfg: SimConfig, stats: Arc<StatsRecorder>, local: SocketAddr) -> Self {
+    /// Counts into `stats`, injects `faults`; `local` is the bound address (for `Href`s
+    /// without a `Host`).
+    pub fn new(
+        mut cfg: SimConfig,
+        stats: Arc<StatsRecorder>,
+        faults: Arc<LiveFaults>,
+        local: SocketAddr,
+    ) -> Self {
         let inventory = cfg.inventory.take().map(|inv| index(&inv));
         let cfg_tls = cfg.tls.is_some();
         let world = World::new(cfg.session_idle_timeout, inventory);
@@ -58,6 +68,7 @@ impl EmSim {
             cfg,
             world: Mutex::new(world),
             stats,
+            faults,
             inflight: AtomicU32::new(0),
             local,
             scheme: if cfg_tls { "https" } else { "http" },
@@ -85,14 +96,15 @@ impl EmSim {
 
     /// An injected fault, decided before anything else is looked at.
     fn fault(&self, format: Format) -> Option<Response> {
-        if chance(self.cfg.error_ratio) {
+        let faults = self.faults.get();
+        if chance(faults.error_ratio) {
             return Some(match rand::random_range(0..3u8) {
                 0 => wire::error(format, 500, "An unexpected error occurred on the server."),
                 1 => wire::bad_gateway(),
                 _ => wire::error(format, 503, "The service is unavailable."),
             });
         }
-        chance(self.cfg.throttle_ratio).then(|| wire::throttled(format, self.cfg.throttle_status))
+        chance(faults.throttle_ratio).then(|| wire::throttled(format, self.cfg.throttle_status))
     }
 
     /// Answers one request (everything but latency and counting).
@@ -125,6 +137,8 @@ impl EmSim {
                 let token = token.unwrap_or_default();
                 if method == Method::DELETE {
                     self.stats.delete(path);
+                } else if method == Method::GET {
+                    self.stats.get(path);
                 }
                 self.dispatch(route, method, &token, format, &base, now)
                     .unwrap_or_else(|r| refusal(format, r))
@@ -194,31 +208,64 @@ impl EmSim {
             }
             (Route::Resource { kind, job, item }, Method::GET) => {
                 let key = resource_key(kind, &job, item.as_deref())?;
-                self.world().get_resource(&key, now)?;
-                Ok(wire::body(format, 200, key.encode_entity(format, base)))
+                self.get_resource(key, format, base, now)
             }
             (Route::Resource { kind, job, item }, Method::DELETE) => {
                 let key = resource_key(kind, &job, item.as_deref())?;
-                let (duration, success) =
-                    (self.cfg.draw_task_duration(), self.cfg.draw_task_success());
-                let view = self
-                    .world()
-                    .delete_resource(token, key, now, duration, success)?;
-                if chance(self.cfg.unreadable_task_ratio) {
-                    return Ok(unreadable_accepted());
-                }
-                Ok(task_response(format, 202, view, base))
+                self.delete_resource(token, key, format, base, now)
             }
             (Route::Task(id), Method::GET) => {
                 let view = self.world().get_task(token, &id, now)?;
                 Ok(task_response(format, 200, view, base))
             }
             (Route::Task(id), Method::DELETE) => {
-                self.world().delete_task(token, &id, now)?;
+                if self.world().delete_task(token, &id, now)? {
+                    self.stats.task_stopped();
+                }
                 Ok(wire::no_content())
             }
             (_, method) => Ok(method_not_allowed(format, &method)),
         }
+    }
+
+    /// `GET` on a resource: a job answers its reference (with its `Name`), a child its entity.
+    fn get_resource(
+        &self,
+        key: ResourceKey,
+        format: Format,
+        base: &str,
+        now: Instant,
+    ) -> Result<Response, Refusal> {
+        let mut world = self.world();
+        world.get_resource(&key, now)?;
+        let body = match key.kind {
+            ResourceKind::Job => {
+                encode_job_ref(format, &key.job_ref(base, world.job_name(key.job)))
+            }
+            _ => key.encode_entity(format, base),
+        };
+        Ok(wire::body(format, 200, body))
+    }
+
+    /// `DELETE` on a resource: a task drawn with the faults in force now.
+    fn delete_resource(
+        &self,
+        token: &str,
+        key: ResourceKey,
+        format: Format,
+        base: &str,
+        now: Instant,
+    ) -> Result<Response, Refusal> {
+        let faults = self.faults.get();
+        let duration = self.cfg.draw_task_duration();
+        let success = !chance(faults.task_failure_ratio);
+        let view = self
+            .world()
+            .delete_resource(token, key, now, duration, success)?;
+        if chance(faults.unreadable_task_ratio) {
+            return Ok(unreadable_accepted());
+        }
+        Ok(task_response(format, 202, view, base))
     }
 }
 

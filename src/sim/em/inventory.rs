@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 /// The resources of a strict-mode simulator.
 ///
-/// JSON shape: `{"jobs":[{"id":"<guid>","includes":["<guid>"],"linked_repositories":["<guid>"],"linked_jobs":["<guid>"]}]}`
-/// (the three lists may be omitted).
+/// JSON shape: `{"jobs":[{"id":"<guid>","name":"CRM Backup","includes":["<guid>"],"linked_repositories":["<guid>"],"linked_jobs":["<guid>"]}]}`
+/// (`name` and the three lists may be omitted; a job without a name is called `job-<n>`, `n`
+/// being its place in the list, from 1).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawInventory", into = "RawInventory")]
 pub struct Inventory {
@@ -23,6 +24,8 @@ pub struct Inventory {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InventoryJob {
     pub id: Uuid,
+    /// The job's `Name` (what `GET /api/jobs/{id}` answers); `None`: `job-<n>`.
+    pub name: Option<String>,
     /// `ObjectInJobId`s (VMs / containers processed by the job).
     pub includes: Vec<Uuid>,
     pub linked_repositories: Vec<Uuid>,
@@ -54,6 +57,7 @@ impl Inventory {
         let jobs = (0..jobs)
             .map(|_| InventoryJob {
                 id: Uuid::new_v4(),
+                name: None,
                 includes: (0..includes_per_job).map(|_| Uuid::new_v4()).collect(),
                 linked_repositories: vec![Uuid::new_v4()],
                 linked_jobs: vec![Uuid::new_v4()],
@@ -63,19 +67,24 @@ impl Inventory {
     }
 }
 
-/// A job's children as sets, for lookups by the simulator.
+/// A job's name and children as sets, for lookups by the simulator.
 #[derive(Debug, Default)]
 pub(crate) struct JobChildren {
+    pub name: String,
     pub includes: BTreeSet<Uuid>,
     pub linked_repositories: BTreeSet<Uuid>,
     pub linked_jobs: BTreeSet<Uuid>,
 }
 
-/// Indexes an inventory by job id (a job listed twice has its children merged).
+/// Indexes an inventory by job id (a job listed twice has its children merged and keeps
+/// its first place's name).
 pub(crate) fn index(inv: &Inventory) -> HashMap<Uuid, JobChildren> {
     let mut map: HashMap<Uuid, JobChildren> = HashMap::new();
-    for job in &inv.jobs {
-        let entry = map.entry(job.id).or_default();
+    for (n, job) in inv.jobs.iter().enumerate() {
+        let entry = map.entry(job.id).or_insert_with(|| JobChildren {
+            name: job.name.clone().unwrap_or_else(|| format!("job-{}", n + 1)),
+            ..JobChildren::default()
+        });
         entry.includes.extend(job.includes.iter().copied());
         entry
             .linked_repositories
@@ -97,6 +106,8 @@ struct RawInventory {
 #[serde(deny_unknown_fields)]
 struct RawJob {
     id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
     #[serde(default)]
     includes: Vec<String>,
     #[serde(default)]
@@ -118,9 +129,16 @@ impl TryFrom<RawInventory> for Inventory {
             .jobs
             .into_iter()
             .map(|j| {
+                let id =
+                    Uuid::parse_str(j.id.trim()).map_err(|e| format!("job id `{}`: {e}", j.id))?;
+                if j.name.as_ref().is_some_and(|n| n.trim().is_empty()) {
+                    return Err(format!(
+                        "job {id}: an empty name (omit `name` for `job-<n>`)"
+                    ));
+                }
                 Ok(InventoryJob {
-                    id: Uuid::parse_str(j.id.trim())
-                        .map_err(|e| format!("job id `{}`: {e}", j.id))?,
+                    id,
+                    name: j.name,
                     includes: parse_guids("include", &j.includes)?,
                     linked_repositories: parse_guids("linked repository", &j.linked_repositories)?,
                     linked_jobs: parse_guids("linked job", &j.linked_jobs)?,
@@ -140,6 +158,7 @@ impl From<Inventory> for RawInventory {
                 .iter()
                 .map(|j| RawJob {
                     id: j.id.to_string(),
+                    name: j.name.clone(),
                     includes: strings(&j.includes),
                     linked_repositories: strings(&j.linked_repositories),
                     linked_jobs: strings(&j.linked_jobs),
@@ -167,5 +186,29 @@ mod tests {
         assert!(ok.jobs[0].includes.is_empty());
         let bad = Inventory::from_json(r#"{"jobs":[{"id":"urn:veeam:Job:x"}]}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn jobs_keep_their_names_and_unnamed_ones_are_numbered() {
+        let inv = Inventory::from_json(
+            r#"{"jobs":[
+                {"id":"5b89dae5-6f08-45ec-b068-08f0bd08394a","name":"prod-crm"},
+                {"id":"d1b85018-2769-45be-89bc-03f66b60e6cb"},
+                {"id":"5b89dae5-6f08-45ec-b068-08f0bd08394a","name":"ignored"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(inv.jobs[0].name.as_deref(), Some("prod-crm"));
+        assert_eq!(Inventory::from_json(&inv.to_json()).unwrap(), inv);
+        let names: Vec<String> = {
+            let idx = index(&inv);
+            inv.jobs[..2]
+                .iter()
+                .map(|j| idx[&j.id].name.clone())
+                .collect()
+        };
+        assert_eq!(names, ["prod-crm", "job-2"]);
+        let empty = r#"{"jobs":[{"id":"5b89dae5-6f08-45ec-b068-08f0bd08394a","name":" "}]}"#;
+        let err = Inventory::from_json(empty).unwrap_err().to_string();
+        assert!(err.contains("empty name"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::em::codec::{Format, VEEAM_NS};
+use crate::em::codec::{Format, JobRef, VEEAM_NS};
 
 /// What a path names under `/api/jobs/{id}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -117,7 +117,16 @@ impl ResourceKey {
         }
     }
 
-    /// A small entity body for `GET` on an existing resource.
+    /// The reference `GET /api/jobs/{id}` answers for this resource's job, named `name`.
+    pub fn job_ref(&self, base: &str, name: String) -> JobRef {
+        JobRef {
+            name,
+            uid: format!("urn:veeam:Job:{}", self.job),
+            href: format!("{base}{}", ResourceKey::job(self.job).path()),
+        }
+    }
+
+    /// A small entity body for `GET` on an existing job child (a job answers its `job_ref`).
     pub fn encode_entity(&self, format: Format, base: &str) -> String {
         let kind = self.kind.entity_type();
         let href = format!("{base}{}", self.path());
@@ -173,14 +182,23 @@ mod tests {
     }
 
     #[test]
-    fn a_job_entity_carries_its_urn() {
+    fn a_job_reference_and_a_child_entity_carry_their_urns() {
         let id = parse_path_guid("5b89dae5-6f08-45ec-b068-08f0bd08394a").unwrap();
-        let body = ResourceKey::job(id).encode_entity(Format::Xml, "http://h");
-        assert!(body.contains("UID=\"urn:veeam:Job:5b89dae5-6f08-45ec-b068-08f0bd08394a\""));
+        let job = ResourceKey::job(id).job_ref("http://h", "CRM".into());
+        assert_eq!(
+            job.uid,
+            "urn:veeam:Job:5b89dae5-6f08-45ec-b068-08f0bd08394a"
+        );
+        assert_eq!(
+            job.href,
+            "http://h/api/jobs/5b89dae5-6f08-45ec-b068-08f0bd08394a"
+        );
+        let repo = ResourceKey::child(ResourceKind::LinkedRepository, id, id);
+        let body = repo.encode_entity(Format::Xml, "http://h");
+        assert!(body.contains("UID=\"urn:veeam:Repository:5b89dae5"));
         assert!(body.contains("Href=\"http://h/api/jobs/5b89dae5"));
         let json: serde_json::Value =
-            serde_json::from_str(&ResourceKey::job(id).encode_entity(Format::Json, "http://h"))
-                .unwrap();
-        assert_eq!(json["Type"], "Job");
+            serde_json::from_str(&repo.encode_entity(Format::Json, "http://h")).unwrap();
+        assert_eq!(json["Type"], "LinkedBackupRepository");
     }
 }

@@ -225,6 +225,15 @@ impl World {
         }
     }
 
+    /// A job's `Name`: the inventory's, else (no inventory) `job-` and the GUID's first
+    /// eight hex digits.
+    pub fn job_name(&self, job: Uuid) -> String {
+        match self.inventory.as_ref().and_then(|i| i.get(&job)) {
+            Some(children) => children.name.clone(),
+            None => format!("job-{}", &job.simple().to_string()[..8]),
+        }
+    }
+
     /// `DELETE` on a resource: starts a task in the caller's session that runs for
     /// `duration` and then succeeds (the resource is gone) or fails (it stays).
     pub fn delete_resource(
@@ -286,6 +295,20 @@ impl World {
         )
     }
 
+    /// Why the caller's session has no task `task_id`: it is another session's (EM's
+    /// lost-task 500, as a real EM answers) or nobody's (404).
+    fn missing_task(&self, token: &str, task_id: &str) -> Refusal {
+        let elsewhere = self
+            .sessions
+            .iter()
+            .any(|(t, s)| t != token && s.tasks.contains_key(task_id));
+        if elsewhere {
+            Self::no_such_task(task_id)
+        } else {
+            Refusal::new(404, format!("Task with id [{task_id}] was not found."))
+        }
+    }
+
     /// `GET /tasks/{id}` in the caller's session.
     pub fn get_task(
         &mut self,
@@ -294,36 +317,32 @@ impl World {
         now: Instant,
     ) -> Result<TaskView, Refusal> {
         self.settle(now);
-        let session = self.session(token)?;
-        let rec = session
+        let view = self
+            .session(token)?
             .tasks
             .get(task_id)
-            .ok_or_else(|| Self::no_such_task(task_id))?;
-        Ok(rec.view(task_id, now))
+            .map(|rec| rec.view(task_id, now));
+        view.ok_or_else(|| self.missing_task(token, task_id))
     }
 
     /// `DELETE /tasks/{id}`: removes the task; a running one is stopped and its deletion
-    /// never happens. A task of another logon session is not the caller's to remove: EM
-    /// answers its lost-task 500, as for a poll.
-    pub fn delete_task(&mut self, token: &str, task_id: &str, now: Instant) -> Result<(), Refusal> {
+    /// never happens (then `true`). A task of another logon session is not the caller's to
+    /// remove: EM answers its lost-task 500, as for a poll.
+    pub fn delete_task(
+        &mut self,
+        token: &str,
+        task_id: &str,
+        now: Instant,
+    ) -> Result<bool, Refusal> {
         self.settle(now);
-        self.session(token)?;
-        let elsewhere = self
-            .sessions
-            .iter()
-            .any(|(t, s)| t != token && s.tasks.contains_key(task_id));
-        let session = self.session(token)?;
-        let Some(rec) = session.tasks.remove(task_id) else {
-            return Err(if elsewhere {
-                Self::no_such_task(task_id)
-            } else {
-                Refusal::new(404, format!("Task with id [{task_id}] was not found."))
-            });
+        let Some(rec) = self.session(token)?.tasks.remove(task_id) else {
+            return Err(self.missing_task(token, task_id));
         };
-        if now < rec.finishes_at && self.pending.get(&rec.key).is_some_and(|p| p.seq == rec.seq) {
+        let running = now < rec.finishes_at;
+        if running && self.pending.get(&rec.key).is_some_and(|p| p.seq == rec.seq) {
             self.pending.remove(&rec.key);
         }
-        Ok(())
+        Ok(running)
     }
 }
 

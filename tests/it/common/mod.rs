@@ -3,6 +3,8 @@
 //! a clear message), the in-process simulator over real HTTP, a ledger file of the test's own,
 //! and randomly named queues and exchanges so tests run in parallel.
 
+pub mod em_http;
+
 use reaper::broker::client::{EventWatcher, RequestPublisher};
 use reaper::config::{Config, DcsAuth, DcsSettings, EmSettings, Secret, Topology};
 use reaper::em::codec::Format;

@@ -51,9 +51,40 @@ fn stopping_a_running_task_cancels_the_deletion() {
     let (mut w, t0) = world_with_session(None);
     let job = ResourceKey::job(Uuid::new_v4());
     w.delete_resource("tok", job, t0, SEC, true).unwrap();
-    w.delete_task("tok", "task-1", t0).unwrap();
+    assert!(
+        w.delete_task("tok", "task-1", t0).unwrap(),
+        "it was running"
+    );
     assert!(w.get_resource(&job, t0 + 2 * SEC).is_ok());
-    assert_eq!(w.get_task("tok", "task-1", t0).unwrap_err().status, 500);
+    assert_eq!(w.get_task("tok", "task-1", t0).unwrap_err().status, 404);
+    w.delete_resource("tok", job, t0, SEC, true).unwrap();
+    let finished = w.delete_task("tok", "task-2", t0 + SEC).unwrap();
+    assert!(!finished, "a finished task is removed, not stopped");
+    assert_eq!(w.get_resource(&job, t0 + SEC).unwrap_err().status, 404);
+}
+
+#[test]
+fn jobs_are_named_by_the_inventory_or_after_their_guid() {
+    let (named, unnamed) = (Uuid::new_v4(), Uuid::new_v4());
+    let inv = Inventory {
+        jobs: vec![
+            InventoryJob {
+                id: named,
+                name: Some("prod-crm".into()),
+                ..InventoryJob::default()
+            },
+            InventoryJob {
+                id: unnamed,
+                ..InventoryJob::default()
+            },
+        ],
+    };
+    let (w, _) = world_with_session(Some(&inv));
+    assert_eq!(w.job_name(named), "prod-crm");
+    assert_eq!(w.job_name(unnamed), "job-2");
+    let (open, _) = world_with_session(None);
+    let id = Uuid::parse_str("5b89dae5-6f08-45ec-b068-08f0bd08394a").unwrap();
+    assert_eq!(open.job_name(id), "job-5b89dae5");
 }
 
 #[test]
