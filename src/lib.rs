@@ -16,6 +16,7 @@
 //! - [`em`]: the Enterprise Manager client and wire codecs.
 //! - [`dcs`]: the Huawei Cloud DCS client (IAM tokens, error classes, wire shapes).
 //! - [`health`]: whether each endpoint is up or down, and its prober.
+//! - [`guard`]: protected objects (the protect file, job-name globs) asked before any DELETE.
 //! - [`limit`], [`retry`], [`http`]: call budgets, backoff policy, HTTP plumbing.
 //! - [`metrics`]: `/metrics`, `/healthz`, `/readyz` for operators.
 //! - [`request`], [`event`]: the message contracts; `event` owns every event's envelope and
@@ -31,6 +32,7 @@ pub mod dcs;
 pub mod em;
 pub mod engine;
 pub mod event;
+pub mod guard;
 pub mod health;
 pub mod http;
 pub mod ledger;

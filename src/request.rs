@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 mod ids;
 mod strict;
 
-use ids::printable;
+pub(crate) use ids::printable;
 pub use ids::{EntityType, Guid, RequestId, Segment};
 
 /// Largest accepted message body.

@@ -5,7 +5,7 @@ use super::{ConfigError, err};
 use std::collections::HashMap;
 
 /// Reads a TOML file of `key = value` pairs (lower case, no `REAPER_` prefix) into the
-/// environment's key space.
+/// environment's key space. A key reaper does not read is an error naming it.
 pub(super) fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| err("REAPER_CONFIG", format!("cannot read `{path}`: {e}")))?;
@@ -49,5 +49,6 @@ pub(super) fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigErr
         };
         out.insert(key, value);
     }
+    super::keys::check_toml(path, out.keys().map(String::as_str))?;
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! One typed, validated configuration, built once at start-up from `REAPER_…` environment
 //! variables over an optional TOML file (`REAPER_CONFIG`, same keys in lower case without the
-//! prefix). A bad value stops start-up with an error that names its key.
+//! prefix). A bad value stops start-up with an error that names its key; so does a key reaper
+//! does not read (`keys`: a typo is never ignored).
 
 use crate::retry::{Backoff, Jitter};
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ mod endpoint;
 mod errors;
 mod file;
 mod format;
+mod guard;
+mod keys;
 mod log;
 mod secret;
 mod source;
@@ -21,6 +24,8 @@ pub use em::EmSettings;
 pub use errors::ConfigError;
 use errors::err;
 pub use format::Format;
+pub use guard::{GuardRails, job_name_pattern};
+pub use keys::KNOWN_KEYS;
 pub use log::LogFormat;
 pub use secret::{FILE_RECHECK, Secret, SecretSource, env_secret};
 use source::Source;
@@ -77,6 +82,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (`None`: not served).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Dry run, protected objects, the delete cap and the failure breaker (design 1.6).
+    pub guard: GuardRails,
 }
 
 impl Default for Config {
@@ -106,6 +113,7 @@ impl Default for Config {
             publish_submitted: false,
             shutdown_grace: Duration::from_secs(30),
             metrics_addr: None,
+            guard: GuardRails::default(),
         }
     }
 }
@@ -153,6 +161,7 @@ impl Config {
             publish_submitted: s.bool("REAPER_PUBLISH_SUBMITTED", false)?,
             shutdown_grace: s.duration("REAPER_SHUTDOWN_GRACE", d.shutdown_grace)?,
             metrics_addr: metrics_addr(s)?,
+            guard: guard::guard_rails(s)?,
         })
     }
 }

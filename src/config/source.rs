@@ -2,6 +2,7 @@
 //! readers every setting goes through, each failing with an error that names its key.
 
 use super::errors::{ConfigError, bad_value, err, shown};
+use super::keys;
 use super::secret::{SecretSource, secret_from};
 use std::collections::HashMap;
 use std::fmt;
@@ -10,12 +11,13 @@ use std::time::Duration;
 /// Raw key → value pairs: the TOML file first, then the environment over it.
 pub(super) struct Source(pub(super) HashMap<String, String>);
 
-/// The process's `REAPER_…` variables. Variables that are not Unicode are passed over,
-/// except a `REAPER_…` one, which is an error naming it (`std::env::vars` would panic).
+/// The process's `REAPER_…` variables (the prefix in any case: `reaper_dry_run` is caught as
+/// a typo, not passed over). Variables that are not Unicode are passed over, except a
+/// `REAPER_…` one, which is an error naming it (`std::env::vars` would panic).
 pub(super) fn reaper_vars() -> Result<Vec<(String, String)>, ConfigError> {
     let mut vars = Vec::new();
     for (k, v) in std::env::vars_os() {
-        let Some(k) = k.to_str().filter(|k| k.starts_with("REAPER_")) else {
+        let Some(k) = k.to_str().filter(|k| keys::has_prefix(k)) else {
             continue;
         };
         let v = v
@@ -27,14 +29,16 @@ pub(super) fn reaper_vars() -> Result<Vec<(String, String)>, ConfigError> {
 }
 
 impl Source {
-    /// The `REAPER_…` variables over the TOML file that `REAPER_CONFIG` names.
+    /// The `REAPER_…` variables over the TOML file that `REAPER_CONFIG` names. A key reaper
+    /// does not read, in either, is an error naming it (see [`keys`]).
     pub(super) fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = vars
             .into_iter()
-            .filter(|(k, _)| k.starts_with("REAPER_"))
+            .filter(|(k, _)| keys::has_prefix(k))
             .collect();
+        keys::check_env(env.keys().map(String::as_str))?;
         let mut merged = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
             Some(path) => super::file::read_toml(path.trim())?,
             None => HashMap::new(),
@@ -45,6 +49,7 @@ impl Source {
 
     /// The value of `key`, unless unset or blank.
     pub(super) fn get(&self, key: &str) -> Option<&str> {
+        debug_assert!(keys::is_known(key), "{key} is read but not in KNOWN_KEYS");
         self.0
             .get(key)
             .map(String::as_str)

@@ -199,3 +199,142 @@ fn plain_http_endpoint_urls_are_warned_about_by_key() {
     .unwrap();
     assert!(secure.warnings().is_empty());
 }
+
+#[test]
+fn guard_rails_default_to_a_real_run_with_the_breaker_on() {
+    let g = Config::from_vars(vars(&[])).unwrap().guard;
+    assert_eq!(g, GuardRails::default());
+    assert!(!g.dry_run);
+    assert_eq!(g.protect_file, None);
+    assert!(g.protect_job_names.is_empty());
+    assert_eq!(g.max_deletes_per_hour, 0, "no cap");
+    assert_eq!(
+        (g.breaker_ratio, g.breaker_min, g.breaker_window),
+        (0.2, 20, 50)
+    );
+    assert!(g.breaker_enabled());
+}
+
+#[test]
+fn guard_rails_are_read_from_the_environment_and_the_toml_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml_path = dir.path().join("reaper.toml");
+    std::fs::write(
+        &toml_path,
+        "dry_run = true\nprotect_file = \"/etc/reaper/protect.txt\"\nbreaker_ratio = 0.5\n\
+         max_deletes_per_hour = 30\n",
+    )
+    .unwrap();
+    let g = Config::from_vars(vars(&[
+        ("REAPER_CONFIG", toml_path.to_str().unwrap()),
+        ("REAPER_PROTECT_JOB_NAMES", " prod-* , Finance??,db[0-9] "),
+        ("REAPER_BREAKER_MIN", "5"),
+        ("REAPER_BREAKER_WINDOW", "5"),
+    ]))
+    .unwrap()
+    .guard;
+    assert!(g.dry_run);
+    assert_eq!(
+        g.protect_file,
+        Some(PathBuf::from("/etc/reaper/protect.txt"))
+    );
+    assert_eq!(g.protect_job_names, ["prod-*", "Finance??", "db[0-9]"]);
+    assert_eq!(g.max_deletes_per_hour, 30);
+    assert_eq!(
+        (g.breaker_ratio, g.breaker_min, g.breaker_window),
+        (0.5, 5, 5)
+    );
+    let off = Config::from_vars(vars(&[
+        ("REAPER_BREAKER_RATIO", "0"),
+        ("REAPER_BREAKER_MIN", "0"),
+        ("REAPER_BREAKER_WINDOW", "0"),
+    ]))
+    .unwrap()
+    .guard;
+    assert!(
+        !off.breaker_enabled(),
+        "ratio 0 disables; min and window do not matter"
+    );
+}
+
+#[test]
+fn a_bad_guard_rail_names_its_key() {
+    const NAMES: &str = "REAPER_PROTECT_JOB_NAMES";
+    const MIN: &str = "REAPER_BREAKER_MIN";
+    const RATIO: &str = "REAPER_BREAKER_RATIO";
+    // (key set, its value, the key the error names, what it says)
+    for (set, value, key, says) in [
+        (
+            "REAPER_DRY_RUN",
+            "maybe",
+            "REAPER_DRY_RUN",
+            "not true or false",
+        ),
+        (
+            "REAPER_MAX_DELETES_PER_HOUR",
+            "-1",
+            "REAPER_MAX_DELETES_PER_HOUR",
+            "`-1`",
+        ),
+        (RATIO, "1.5", RATIO, "from 0 to 1"),
+        (RATIO, "-0.1", RATIO, "from 0 to 1"),
+        (RATIO, "NaN", RATIO, "from 0 to 1"),
+        (MIN, "0", MIN, "at least 1"),
+        (MIN, "many", MIN, "`many`"),
+        (
+            MIN,
+            "60",
+            "REAPER_BREAKER_WINDOW",
+            "smaller than REAPER_BREAKER_MIN (60)",
+        ),
+        (
+            NAMES,
+            "prod-*,,test-*",
+            NAMES,
+            "entry 2 of `prod-*,,test-*` is empty",
+        ),
+        (NAMES, "prod-*,", NAMES, "entry 2"),
+        (NAMES, "prod-[", NAMES, "`prod-[` is not a glob"),
+    ] {
+        let e = Config::from_vars(vars(&[(set, value)])).unwrap_err();
+        assert_eq!(e.key, key, "{set}={value}: {e}");
+        assert!(e.to_string().contains(says), "{set}={value}: {e}");
+    }
+}
+
+#[test]
+fn an_unknown_key_stops_the_configuration_naming_the_closest_known_one() {
+    for typo in ["REAPER_DRY_RUNN", "reaper_dry_run", "Reaper_Dry_Run"] {
+        let e = Config::from_vars(vars(&[(typo, "true")])).unwrap_err();
+        assert_eq!(e.key, typo);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "configuration: {typo}: unknown setting (did you mean REAPER_DRY_RUN?) (a key \
+                 reaper does not read is refused, never ignored)"
+            )
+        );
+    }
+    assert!(
+        source::Source::from_vars(vars(&[("REAPER_DRY_RUNN", "true")])).is_err(),
+        "checked where every command's settings are read (the log format's too)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let toml_path = dir.path().join("reaper.toml");
+    std::fs::write(
+        &toml_path,
+        "ledger = \"x.db\"\nprotect_jobnames = \"prod-*\"\n",
+    )
+    .unwrap();
+    let e = Config::from_vars(vars(&[("REAPER_CONFIG", toml_path.to_str().unwrap())])).unwrap_err();
+    assert_eq!(e.key, "REAPER_CONFIG");
+    assert!(
+        e.to_string()
+            .contains("unknown setting `protect_jobnames` (did you mean `protect_job_names`?)"),
+        "{e}"
+    );
+    assert!(
+        Config::from_vars(vars(&[("RUST_LOG", "debug"), ("HOME", "/root")])).is_ok(),
+        "other programs' variables are not reaper's business"
+    );
+}

@@ -127,7 +127,7 @@ impl Segment {
 }
 
 /// Shows an untrusted string in an error without control characters, and not too long.
-pub(super) fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
     if s.chars().count() > 80 {
         out.push('…');

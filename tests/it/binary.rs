@@ -237,6 +237,22 @@ async fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
     assert!(err.contains("REAPER_RATE_PER_SEC"), "{err}");
 }
 
+#[test]
+fn a_misspelt_dry_run_stops_reaper_run_naming_the_typo_and_the_key_it_meant() {
+    let out = reaper_bin()
+        .arg("run")
+        .env("REAPER_DRY_RUNN", "true")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("REAPER_DRY_RUNN: unknown setting (did you mean REAPER_DRY_RUN?)"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn a_setting_that_is_not_unicode_is_named_and_another_variable_is_passed_over() {

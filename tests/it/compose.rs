@@ -47,3 +47,21 @@ fn the_compose_worker_environment_is_a_valid_reaper_configuration() {
             .all(|k| k.starts_with("REAPER_") || k == "RUST_LOG")
     );
 }
+
+#[test]
+fn every_reaper_key_of_every_compose_service_is_one_reaper_reads() {
+    let c = compose();
+    let services = c["services"].as_mapping().expect("services");
+    for (name, service) in services {
+        let env: BTreeMap<String, String> = match &service["environment"] {
+            serde_norway::Value::Null => continue,
+            e => serde_norway::from_value(e.clone()).expect("an environment map"),
+        };
+        for key in env.keys().filter(|k| k.starts_with("REAPER_")) {
+            assert!(
+                reaper::config::KNOWN_KEYS.contains(&key.as_str()),
+                "{name:?} sets {key}, which reaper would refuse as unknown"
+            );
+        }
+    }
+}
