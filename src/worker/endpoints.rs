@@ -132,8 +132,15 @@ pub fn endpoint_event(worker: &str, t: &Transition) -> NewEvent {
             state: t.state.as_str().into(),
             reason: t.reason.clone(),
             since: t.since,
+            failures: None,
+            finished: None,
         },
     );
+    endpoint_outbox_row(&ev)
+}
+
+/// The outbox row of an endpoint event (also written by `reaper pause` / `resume`).
+pub fn endpoint_outbox_row(ev: &EndpointEvent) -> NewEvent {
     NewEvent {
         event_id: ev.id.clone(),
         request_id: None,

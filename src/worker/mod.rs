@@ -10,7 +10,7 @@
 mod broker_link;
 mod endpoints;
 
-pub use endpoints::{Endpoints, endpoint_event};
+pub use endpoints::{Endpoints, endpoint_event, endpoint_outbox_row};
 
 use crate::broker::{intake::IntakeCtx, publisher::Publisher};
 use crate::config::Config;
