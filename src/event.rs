@@ -25,6 +25,10 @@ pub enum Outcome {
     Expired,
     /// The request could not be accepted.
     Invalid,
+    /// Dry run: nothing was deleted.
+    Planned,
+    /// An operator cancelled it before its DELETE was sent, or stopped its remote task.
+    Cancelled,
 }
 
 impl Outcome {
@@ -38,6 +42,8 @@ impl Outcome {
             Outcome::TimedOut => "timed_out",
             Outcome::Expired => "expired",
             Outcome::Invalid => "invalid",
+            Outcome::Planned => "planned",
+            Outcome::Cancelled => "cancelled",
         }
     }
 
@@ -120,17 +126,24 @@ pub struct EventData {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// The `data` of an endpoint event (`endpoint.down`, `endpoint.up`): no secrets.
+/// The `data` of an endpoint event (`endpoint.down`, `endpoint.up`, `endpoint.paused`,
+/// `endpoint.resumed`): no secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointData {
     /// The endpoint's name (`em`, `dcs`, or its configured name).
     pub endpoint: String,
-    /// `up` or `down`.
+    /// `up`, `down`, `paused` or `resumed`.
     pub state: String,
     /// What failed (down), or how the probe that brought it back was answered (up).
     pub reason: String,
     /// When it entered this state.
     pub since: DateTime<Utc>,
+    /// A breaker's pause: the failures among the `finished` requests it counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u64>,
+    /// A breaker's pause: the finished requests its window held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<u64>,
 }
 
 /// A CloudEvents 1.0 envelope; `data` is a request's outcome unless said otherwise.
@@ -327,6 +340,8 @@ mod tests {
             state: state.into(),
             reason: "logon refused for user `svc`".into(),
             since: ms_to_time(since_ms),
+            failures: None,
+            finished: None,
         };
         let down = EndpointEvent::endpoint("w1", data("down", 1_000));
         assert_eq!(down.routing_key(), "endpoint.down");
@@ -377,11 +392,41 @@ mod tests {
     }
 
     #[test]
+    fn a_breaker_pause_carries_its_figures_and_other_endpoint_events_do_not() {
+        let data = |figures: Option<(u64, u64)>| EndpointData {
+            endpoint: "em".into(),
+            state: "paused".into(),
+            reason: "failure breaker".into(),
+            since: ms_to_time(1_000),
+            failures: figures.map(|f| f.0),
+            finished: figures.map(|f| f.1),
+        };
+        let tripped = EndpointEvent::endpoint("w1", data(Some((12, 20))));
+        assert_eq!(tripped.routing_key(), "endpoint.paused");
+        let json: serde_json::Value = serde_json::from_str(&tripped.to_json()).unwrap();
+        assert_eq!(
+            (&json["data"]["failures"], &json["data"]["finished"]),
+            (&12.into(), &20.into())
+        );
+        let by_hand: serde_json::Value =
+            serde_json::from_str(&EndpointEvent::endpoint("w1", data(None)).to_json()).unwrap();
+        let keys: Vec<&str> = by_hand["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(keys, ["endpoint", "reason", "since", "state"]);
+    }
+
+    #[test]
     fn outcomes_parse_from_their_names() {
         for o in [
             Outcome::Deleted,
             Outcome::AlreadyAbsent,
             Outcome::RetriesExhausted,
+            Outcome::Planned,
+            Outcome::Cancelled,
         ] {
             assert_eq!(Outcome::parse(o.as_str()), Some(o));
         }

@@ -5,7 +5,8 @@
 //! a SQLite ledger, followed to its end, and answered with exactly one outcome event.
 //!
 //! Map of the modules (dependencies point downwards):
-//! - [`cli`]: the subcommands (`run`, `simulate`, `demo`, `bench`, `enqueue`, `status`, `report`, `prune`).
+//! - [`cli`]: the subcommands (`run`, `simulate`, `demo`, `bench`, `enqueue`, `status`, `report`,
+//!   `prune`, `pause`, `resume`, `cancel`, `replay`).
 //! - [`worker`]: the composition root: builds and supervises the parts of `reaper run`.
 //! - [`engine`]: the dispatcher, poller and verifier driven by the ledger: `step` (dispatch,
 //!   finish), `next` (what a step decides), `remote` (which client a request goes to),

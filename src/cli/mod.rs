@@ -2,6 +2,7 @@
 //! the one [`Config`], and returns an exit code; `main` only prints errors.
 
 mod bench;
+mod controls;
 mod demo;
 mod enqueue;
 mod harness;
@@ -47,6 +48,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "csv")]
         format: ops::ReportFormat,
     },
+    /// Stop sending DELETEs for an endpoint or a batch (polls of running tasks go on).
+    /// Acts on REAPER_LEDGER; a running worker obeys within 2 s.
+    Pause(controls::PauseArgs),
+    /// Let a paused endpoint or batch send DELETEs again (an endpoint's failure breaker
+    /// counts from now on).
+    Resume(controls::PauseTarget),
+    /// Cancel a batch or a request: what is not sent yet ends `cancelled`; with
+    /// --stop-running, running EM tasks are stopped too.
+    Cancel(controls::CancelArgs),
+    /// Run again requests that ended without a delete (refused, retries_exhausted,
+    /// timed_out, expired, task_failed, cancelled); never one that ended deleted or
+    /// already_absent.
+    Replay(controls::ReplayArgs),
     /// Delete requests that finished longer ago than DURATION (with their history and
     /// published events) from the ledger. Unfinished requests and unpublished events stay.
     Prune {
@@ -265,6 +279,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { request_id } => ops::status(request_id.as_deref()).await,
         Command::Report { batch, format } => ops::report(&batch, format).await,
         Command::Prune { finished_before } => ops::prune(finished_before).await,
+        Command::Pause(args) => controls::pause(args).await,
+        Command::Resume(target) => controls::resume(target).await,
+        Command::Cancel(args) => controls::cancel(args).await,
+        Command::Replay(args) => controls::replay(args).await,
     }
 }
 

@@ -15,12 +15,23 @@ pub enum ReportFormat {
 
 async fn open() -> anyhow::Result<Ledger> {
     let cfg = Config::from_env()?;
-    anyhow::ensure!(
-        cfg.ledger.exists(),
-        "no ledger at {} (REAPER_LEDGER)",
-        cfg.ledger.display()
-    );
-    Ledger::open(&cfg.ledger).await
+    existing_ledger(&cfg)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!(no_ledger(&cfg)))
+}
+
+/// The configured ledger file, opened; `None` when there is no such file: an operator's
+/// command never creates one (a typo in `REAPER_LEDGER` would otherwise look empty).
+pub(super) async fn existing_ledger(cfg: &Config) -> anyhow::Result<Option<Ledger>> {
+    if !cfg.ledger.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Ledger::open(&cfg.ledger).await?))
+}
+
+/// What an operator's command says when there is no ledger file.
+pub(super) fn no_ledger(cfg: &Config) -> String {
+    format!("no ledger at {} (REAPER_LEDGER)", cfg.ledger.display())
 }
 
 pub async fn status(request_id: Option<&str>) -> anyhow::Result<ExitCode> {

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
 use crate::health::EndpointHealth;
-use crate::ledger::{Ledger, RequestRow, now_ms};
+use crate::ledger::{Ledger, RequestRow, Skip, now_ms};
 use guard::StepEnd;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -141,13 +141,13 @@ impl Engine {
                 log_step(done);
             }
             let free = permits.available_permits();
-            let down = self.down_endpoints();
+            let skip = Skip::down(self.down_endpoints());
             if free > 0 {
                 let now = now_ms();
                 let lease = now + LEASE.as_millis() as i64;
                 let rows = self
                     .ledger
-                    .claim_due(now, free as u32, lease, &down)
+                    .claim_due(now, free as u32, lease, &skip)
                     .await?;
                 let claimed = rows.len();
                 for row in rows {
@@ -158,7 +158,7 @@ impl Engine {
                     continue; // there may be more due work: look again once a permit is free
                 }
             }
-            let sleep = match self.ledger.next_due(&down).await? {
+            let sleep = match self.ledger.next_due(now_ms(), &skip).await? {
                 Some(t) => Duration::from_millis(
                     (t - now_ms()).clamp(0, MAX_IDLE.as_millis() as i64) as u64,
                 ),

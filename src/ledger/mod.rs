@@ -4,15 +4,28 @@
 //! One logical step is one transaction. Knows nothing of HTTP, AMQP or event formats: it
 //! stores what the engine hands it. Times are Unix milliseconds.
 
+#[macro_use]
+mod sql;
+
+mod cancel;
+mod claim;
+mod controls;
 mod file;
+mod guard;
 mod outbox;
 mod prune;
+mod replay;
 mod report;
 mod schedule;
 mod wait;
 
+pub use cancel::{CancelDone, Seen, Selection};
+pub use claim::Skip;
+pub use controls::{Pause, PauseDone, PauseScope, ResumeDone};
+pub use guard::{BreakerFigures, BreakerRule, CAP_WINDOW_MS, DeleteStart};
 pub use outbox::{OutboxRow, RetryAt};
 pub use prune::Pruned;
+pub use replay::{REPLAYABLE, Refusal, ReplayDone, Replayed, refusal_reason};
 pub use report::{ReportRow, StateCount, Transition};
 
 use crate::event::{CloudEvent, EndpointEvent};
@@ -96,6 +109,12 @@ pub struct RequestRow {
     pub submitted_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub updated_at: i64,
+    /// How many times an operator replayed it (`reaper replay`); 0 for the first run.
+    pub generation: i64,
+    /// When an operator asked to cancel it (`reaper cancel`).
+    pub cancel_requested_at: Option<i64>,
+    /// With the cancel: stop its running remote task too (`--stop-running`).
+    pub stop_running: bool,
 }
 
 impl RequestRow {

@@ -1,56 +1,11 @@
-//! The engine's side of the ledger: claiming due work fairly, leases, attempts, and the
-//! steps of a request (one transaction each; a final step writes its event with it).
+//! The engine's side of the ledger: leases, attempts, and the steps of a request (one
+//! transaction each; a final step writes its event with it). Claiming due work is in
+//! `claim.rs`.
 
-use super::{Change, Finish, Ledger, NewEvent, RequestRow, State, log_transition, outbox};
+use super::{Change, Finish, Ledger, NewEvent, State, log_transition, outbox};
 use sqlx::{Sqlite, Transaction};
 
 impl Ledger {
-    /// Claims up to `limit` due rows, leasing them until `lease_until` so that no other pass
-    /// hands them out while they are worked on. The lease is kept apart from the due time:
-    /// each step clears it and sets the real next due time, and a restart releases only the
-    /// leases of steps that were in flight (see [`Ledger::resume`]).
-    ///
-    /// Fairness: due follow-ups (polls and verifications of running tasks) and due new work
-    /// (first attempts and retries) each get at least half of `limit` when both are waiting,
-    /// earliest due first within each; a share one side does not use goes to the other.
-    /// So a backlog of new requests cannot starve polls, nor many running tasks new deletes.
-    ///
-    /// Rows of the endpoints in `skip` (those that are down) are left where they are, except
-    /// new work whose `not_after` has passed: it is handed out so that it ends `expired`.
-    pub async fn claim_due(
-        &self,
-        now: i64,
-        limit: u32,
-        lease_until: i64,
-        skip: &[String],
-    ) -> anyhow::Result<Vec<RequestRow>> {
-        let skip = serde_json::to_string(skip)?;
-        let mut tx = self.pool.begin().await?;
-        let first = limit.div_ceil(2);
-        let mut rows = claim(&mut tx, Work::FollowUp, now, first, lease_until, &skip).await?;
-        let rest = limit - rows.len() as u32;
-        rows.extend(claim(&mut tx, Work::New, now, rest, lease_until, &skip).await?);
-        let rest = limit - rows.len() as u32;
-        if rest > 0 {
-            rows.extend(claim(&mut tx, Work::FollowUp, now, rest, lease_until, &skip).await?);
-        }
-        tx.commit().await?;
-        Ok(rows)
-    }
-
-    /// The earliest due time of any unfinished request that no step holds, but those of the
-    /// endpoints in `skip`.
-    pub async fn next_due(&self, skip: &[String]) -> anyhow::Result<Option<i64>> {
-        let v: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(due_at) FROM requests WHERE due_at IS NOT NULL AND lease_until IS NULL
-                 AND endpoint NOT IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(skip)?)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(v)
-    }
-
     /// Unfinished requests (the backlog).
     pub async fn backlog(&self) -> anyhow::Result<u64> {
         let v: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE due_at IS NOT NULL")
@@ -122,26 +77,9 @@ impl Ledger {
         lease_until: i64,
     ) -> anyhow::Result<u32> {
         let mut tx = self.pool.begin().await?;
-        let attempts: i64 = sqlx::query_scalar(
-            "UPDATE requests SET state = 'submitting', attempts = attempts + 1,
-                 lease_until = MAX(COALESCE(lease_until, 0), ?), updated_at = ?
-             WHERE request_id = ? RETURNING attempts",
-        )
-        .bind(lease_until)
-        .bind(now)
-        .bind(request_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        log_transition(
-            &mut tx,
-            request_id,
-            now,
-            State::Submitting,
-            &format!("attempt {attempts}"),
-        )
-        .await?;
+        let attempts = count_attempt(&mut tx, request_id, now, lease_until).await?;
         tx.commit().await?;
-        Ok(attempts as u32)
+        Ok(attempts)
     }
 
     /// Gives back the attempt [`Ledger::begin_attempt`] counted for a step that the worker
@@ -228,56 +166,27 @@ impl Ledger {
     }
 }
 
-/// The two kinds of due work the scheduler balances.
-#[derive(Clone, Copy)]
-enum Work {
-    FollowUp,
-    New,
-}
-
-/// `skip` is a JSON array of endpoint names whose rows are not handed out.
-async fn claim(
+/// Marks a request `submitting` and counts one more attempt, with its history row, inside
+/// a transaction. Returns the attempt number.
+pub(super) async fn count_attempt(
     tx: &mut Transaction<'_, Sqlite>,
-    work: Work,
+    request_id: &str,
     now: i64,
-    limit: u32,
     lease_until: i64,
-    skip: &str,
-) -> anyhow::Result<Vec<RequestRow>> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let sql = match work {
-        Work::FollowUp => {
-            "UPDATE requests SET lease_until = ?1
-             WHERE request_id IN (SELECT request_id FROM requests
-                                  WHERE state IN ('polling', 'verifying')
-                                    AND due_at IS NOT NULL AND due_at <= ?2
-                                    AND (lease_until IS NULL OR lease_until <= ?2)
-                                    AND endpoint NOT IN (SELECT value FROM json_each(?3))
-                                  ORDER BY due_at LIMIT ?4)
-             RETURNING *"
-        }
-        Work::New => {
-            "UPDATE requests SET lease_until = ?1
-             WHERE request_id IN (SELECT request_id FROM requests
-                                  WHERE state IN ('accepted', 'submitting', 'retry_wait')
-                                    AND due_at IS NOT NULL AND due_at <= ?2
-                                    AND (lease_until IS NULL OR lease_until <= ?2)
-                                    AND (endpoint NOT IN (SELECT value FROM json_each(?3))
-                                         OR not_after <= ?2)
-                                  ORDER BY due_at LIMIT ?4)
-             RETURNING *"
-        }
-    };
-    // New work whose not_after passed is claimed even from a down endpoint (it ends expired).
-    Ok(sqlx::query_as::<_, RequestRow>(sql)
-        .bind(lease_until)
-        .bind(now)
-        .bind(skip)
-        .bind(i64::from(limit))
-        .fetch_all(&mut **tx)
-        .await?)
+) -> anyhow::Result<u32> {
+    let attempts: i64 = sqlx::query_scalar(
+        "UPDATE requests SET state = 'submitting', attempts = attempts + 1,
+             lease_until = MAX(COALESCE(lease_until, 0), ?), updated_at = ?
+         WHERE request_id = ? RETURNING attempts",
+    )
+    .bind(lease_until)
+    .bind(now)
+    .bind(request_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let note = format!("attempt {attempts}");
+    log_transition(tx, request_id, now, State::Submitting, &note).await?;
+    Ok(attempts as u32)
 }
 
 /// Applies one step to a request row, and records it in the history unless it changed

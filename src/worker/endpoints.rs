@@ -132,6 +132,8 @@ pub fn endpoint_event(worker: &str, t: &Transition) -> NewEvent {
             state: t.state.as_str().into(),
             reason: t.reason.clone(),
             since: t.since,
+            failures: None,
+            finished: None,
         },
     );
     NewEvent::of_endpoint(&ev)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// The `reaper` binary with an empty environment but `PATH`: only what a test sets reaches it,
 /// never a `REAPER_*` or `RUST_LOG` of the shell that runs the tests.
-fn reaper_bin() -> Command {
+pub(crate) fn reaper_bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_reaper"));
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());

@@ -7,6 +7,7 @@ mod common;
 mod binary;
 mod broker_reconnect;
 mod compose;
+mod controls;
 mod dcs_pipeline;
 mod em_client;
 mod em_pipeline;
