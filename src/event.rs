@@ -25,7 +25,8 @@ pub enum Outcome {
     Expired,
     /// The request could not be accepted.
     Invalid,
-    /// Dry run: nothing was deleted.
+    /// Dry run: nothing was deleted; the target exists, or could not be checked
+    /// (`data.checked` says which).
     Planned,
     /// An operator cancelled it before its DELETE was sent, or stopped its remote task.
     Cancelled,
@@ -44,6 +45,26 @@ impl Outcome {
             Outcome::Invalid => "invalid",
             Outcome::Planned => "planned",
             Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// The routing key of its outcome event (design 1.3).
+    pub fn routing_key(self, already_absent_is_success: bool) -> &'static str {
+        match self {
+            Outcome::Planned => "delete.planned",
+            Outcome::Cancelled => "delete.cancelled",
+            o if o.is_success(already_absent_is_success) => "delete.succeeded",
+            _ => "delete.failed",
+        }
+    }
+
+    /// Whether it counts against an endpoint's failure breaker (design 1.6): the remote
+    /// refused or failed the work. A guard rail's refusal (`protected`) does not count.
+    pub fn is_breaker_failure(self, error_kind: Option<&str>) -> bool {
+        match self {
+            Outcome::TaskFailed | Outcome::RetriesExhausted | Outcome::TimedOut => true,
+            Outcome::Refused => error_kind != Some("protected"),
+            _ => false,
         }
     }
 
@@ -124,6 +145,10 @@ pub struct EventData {
     pub received_at: Option<DateTime<Utc>>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// `planned` only: whether the target was seen to exist (EM) or could not be checked
+    /// (DCS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<bool>,
 }
 
 /// The `data` of an endpoint event (`endpoint.down`, `endpoint.up`, `endpoint.paused`,
@@ -166,10 +191,15 @@ pub type EndpointEvent = CloudEvent<EndpointData>;
 /// The AMQP content type of a structured-mode CloudEvent.
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 
-/// The stable id of a request's outcome event: one per request, so a re-sent copy and a
-/// duplicate request's re-published event are recognised as the same.
-pub fn outcome_event_id(request_id: &str) -> String {
-    stable_id(format!("outcome:{request_id}"))
+/// The stable id of a request's outcome event: one per request and run, so a re-sent copy
+/// and a duplicate request's re-published event are recognised as the same. `generation`
+/// counts the operator's replays (0 for the first run), so a replayed request's new outcome
+/// has an id of its own.
+pub fn outcome_event_id(request_id: &str, generation: u32) -> String {
+    match generation {
+        0 => stable_id(format!("outcome:{request_id}")),
+        g => stable_id(format!("outcome:{request_id}:{g}")),
+    }
 }
 
 /// A name-based (v5) UUID: the same seed always gives the same id.
@@ -203,15 +233,19 @@ impl<D> CloudEvent<D> {
 impl CloudEvent {
     /// A request's outcome event, with the stable id of that request's outcome. Its type
     /// says success or failure (`already_absent` counts as success unless configured not to).
-    pub fn outcome(worker: &str, data: EventData, already_absent_is_success: bool) -> Self {
-        let kind = if data.outcome.is_success(already_absent_is_success) {
-            "reaper.delete.succeeded"
-        } else {
-            "reaper.delete.failed"
-        };
-        let id = outcome_event_id(data.request_id.as_deref().unwrap_or_default());
+    pub fn outcome(
+        worker: &str,
+        data: EventData,
+        generation: u32,
+        already_absent_is_success: bool,
+    ) -> Self {
+        let kind = format!(
+            "reaper.{}",
+            data.outcome.routing_key(already_absent_is_success)
+        );
+        let id = outcome_event_id(data.request_id.as_deref().unwrap_or_default(), generation);
         let time = data.finished_at.unwrap_or_else(Utc::now);
-        Self::envelope(id, worker, kind.into(), data.request_id.clone(), time, data)
+        Self::envelope(id, worker, kind, data.request_id.clone(), time, data)
     }
 
     /// The optional `delete.submitted` notice: the remote task is recorded. One per request.
@@ -247,6 +281,7 @@ impl CloudEvent {
             received_at: Some(now),
             submitted_at: None,
             finished_at: Some(now),
+            checked: None,
         };
         let kind = "reaper.delete.failed".to_string();
         Self::envelope(
@@ -313,18 +348,36 @@ mod tests {
             received_at: None,
             submitted_at: None,
             finished_at: Some(ms_to_time(0)),
+            checked: None,
         };
-        let ok = CloudEvent::outcome("w1", data(Outcome::Deleted), true);
+        let ok = CloudEvent::outcome("w1", data(Outcome::Deleted), 0, true);
         assert_eq!(ok.routing_key(), "delete.succeeded");
         assert_eq!(ok.source, "reaper/w1");
-        assert_eq!(ok.id, outcome_event_id("r-1"));
+        assert_eq!(ok.id, outcome_event_id("r-1", 0));
+        let replayed = CloudEvent::outcome("w1", data(Outcome::Deleted), 1, true);
+        assert_ne!(
+            replayed.id, ok.id,
+            "a replay's outcome has an id of its own"
+        );
+        assert_eq!(replayed.id, outcome_event_id("r-1", 1));
+        for (outcome, key) in [
+            (Outcome::Planned, "delete.planned"),
+            (Outcome::Cancelled, "delete.cancelled"),
+            (Outcome::Refused, "delete.failed"),
+        ] {
+            let ev = CloudEvent::outcome("w1", data(outcome), 0, true);
+            assert_eq!(
+                (ev.routing_key(), ev.kind.as_str()),
+                (key, &*format!("reaper.{key}"))
+            );
+        }
         let notice = CloudEvent::submitted("w1", data(Outcome::Deleted));
         assert_eq!(notice.routing_key(), "delete.submitted");
         assert_ne!(notice.id, ok.id);
-        let absent = CloudEvent::outcome("w1", data(Outcome::AlreadyAbsent), false);
+        let absent = CloudEvent::outcome("w1", data(Outcome::AlreadyAbsent), 0, false);
         assert_eq!(absent.routing_key(), "delete.failed");
         let json: serde_json::Value = serde_json::from_str(
-            &CloudEvent::outcome("w", data(Outcome::TimedOut), true).to_json(),
+            &CloudEvent::outcome("w", data(Outcome::TimedOut), 0, true).to_json(),
         )
         .unwrap();
         assert_eq!(json["type"], "reaper.delete.failed");
@@ -388,7 +441,7 @@ mod tests {
             a.id,
             CloudEvent::invalid("w", Some("r-1"), "bad id", b"{ }").id
         );
-        assert_ne!(a.id, outcome_event_id("r-1"));
+        assert_ne!(a.id, outcome_event_id("r-1", 0));
     }
 
     #[test]

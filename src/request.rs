@@ -85,6 +85,17 @@ impl Target {
         }
     }
 
+    /// The job the target belongs to: the job itself, or the job of an include or a link.
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            Target::EmJob { job_id }
+            | Target::EmJobInclude { job_id, .. }
+            | Target::EmJobLinkedRepository { job_id, .. }
+            | Target::EmJobLinkedJob { job_id, .. } => Some(job_id.as_str()),
+            Target::EmTask { .. } | Target::DcsBackgroundTask { .. } => None,
+        }
+    }
+
     pub fn system(&self) -> System {
         match self {
             Target::DcsBackgroundTask { .. } => System::Dcs,

@@ -28,21 +28,29 @@ fn event_data(row: &RequestRow, outcome: Outcome, error: Option<ErrorInfo>) -> E
         received_at: Some(ms_to_time(row.received_at)),
         submitted_at: row.submitted_at.map(ms_to_time),
         finished_at: row.finished_at.map(ms_to_time),
+        checked: None,
     }
 }
 
 impl Engine {
     /// The outcome event of a request that has just ended (`row` is its final row).
+    /// `checked` is a dry run's: whether the target was seen to exist.
     pub(super) fn outcome_event(
         &self,
         row: &RequestRow,
         outcome: Outcome,
         error: Option<ErrorInfo>,
+        checked: Option<bool>,
     ) -> NewEvent {
-        let data = event_data(row, outcome, error);
+        let data = EventData {
+            checked,
+            ..event_data(row, outcome, error)
+        };
+        let generation = u32::try_from(row.generation).unwrap_or_default();
         let event = CloudEvent::outcome(
             &self.cfg.worker_name,
             data,
+            generation,
             self.cfg.already_absent_is_success,
         );
         NewEvent::of_request(&event)

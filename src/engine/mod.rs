@@ -8,8 +8,9 @@
 mod dcs;
 mod em;
 mod events;
-mod guard;
+mod fence;
 mod next;
+mod rails;
 mod remote;
 mod step;
 
@@ -18,9 +19,10 @@ pub use next::{Ending, Next};
 use crate::config::Config;
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
+use crate::guard::Protection;
 use crate::health::EndpointHealth;
 use crate::ledger::{Ledger, RequestRow, Skip, now_ms};
-use guard::StepEnd;
+use fence::StepEnd;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +88,8 @@ pub struct Engine {
     pub(crate) cfg: Arc<Config>,
     pub(crate) em: HashMap<String, Arc<EmClient>>,
     pub(crate) dcs: HashMap<String, Arc<DcsClient>>,
+    /// The protected objects, asked before every DELETE.
+    pub(crate) protection: Protection,
     /// Woken when intake accepts a request.
     pub wake: Arc<Notify>,
     /// Woken when an event is written to the outbox.
@@ -98,6 +102,7 @@ impl Engine {
         cfg: Arc<Config>,
         em: HashMap<String, Arc<EmClient>>,
         dcs: HashMap<String, Arc<DcsClient>>,
+        protection: Protection,
         outbox_wake: Arc<Notify>,
     ) -> Self {
         Engine {
@@ -105,6 +110,7 @@ impl Engine {
             cfg,
             em,
             dcs,
+            protection,
             wake: Arc::new(Notify::new()),
             outbox_wake,
         }
@@ -184,7 +190,7 @@ impl Engine {
         permit: OwnedSemaphorePermit,
     ) -> anyhow::Result<()> {
         let (id, claimed_attempts) = (row.request_id.clone(), row.attempts);
-        let end = guard::guarded(self.step(row)).await;
+        let end = fence::guarded(self.step(row)).await;
         drop(permit);
         match end {
             StepEnd::Done => Ok(()),

@@ -5,6 +5,7 @@
 //! synchronous. A step whose endpoint is down sends nothing and leaves its request waiting;
 //! a DELETE that met endpoint trouble gives its attempt back.
 
+use super::rails::Screen;
 use super::remote::unsupported;
 use super::{Ending, Engine, LEASE, Next, WAIT_RECHECK, ms};
 use crate::event::{ErrorInfo, Outcome};
@@ -52,16 +53,35 @@ impl Engine {
         if self.is_down(&row.endpoint) {
             return self.wait_for_endpoint(&row).await;
         }
+        match self.screen(&row, &target).await {
+            Screen::Pass => {}
+            Screen::End { ending, checked } => {
+                return self.finish_with(&row, ending, checked).await;
+            }
+            Screen::Hold { reason } => {
+                tracing::debug!(request_id = %row.request_id, %reason, "held by a guard rail");
+                return self.wait_for_endpoint(&row).await;
+            }
+            Screen::Again { error } => {
+                let (row, attempt) = self.count_attempt(row, now).await?;
+                return self
+                    .after_delete(&row, attempt, Next::Again { error })
+                    .await;
+            }
+        }
+        let (row, attempt) = self.count_attempt(row, now).await?;
+        let next = remote.delete().await;
+        self.after_delete(&row, attempt, next).await
+    }
+
+    /// Counts one more attempt, committed before the remote call it stands for.
+    async fn count_attempt(&self, row: RequestRow, now: i64) -> anyhow::Result<(RequestRow, u32)> {
         let attempt = self
             .ledger
             .begin_attempt(&row.request_id, now, now + ms(LEASE))
             .await?;
-        let row = RequestRow {
-            attempts: i64::from(attempt),
-            ..row
-        };
-        let next = remote.delete().await;
-        self.after_delete(&row, attempt, next).await
+        let attempts = i64::from(attempt);
+        Ok((RequestRow { attempts, ..row }, attempt))
     }
 
     /// Why a request must end without being sent (again): its deadline passed, or its
@@ -168,6 +188,16 @@ impl Engine {
 
     /// Ends a request: final state and its event, in one transaction.
     pub(super) async fn finish(&self, row: &RequestRow, ending: Ending) -> anyhow::Result<()> {
+        self.finish_with(row, ending, None).await
+    }
+
+    /// [`Engine::finish`], with a dry run's `checked` for the event.
+    pub(super) async fn finish_with(
+        &self,
+        row: &RequestRow,
+        ending: Ending,
+        checked: Option<bool>,
+    ) -> anyhow::Result<()> {
         let now = now_ms();
         let Ending {
             outcome,
@@ -175,7 +205,9 @@ impl Engine {
             task,
             http_status,
         } = ending;
-        let state = if outcome.is_success(self.cfg.already_absent_is_success) {
+        // A plan deleted nothing and nothing went wrong.
+        let succeeded = outcome.is_success(self.cfg.already_absent_is_success);
+        let state = if succeeded || outcome == Outcome::Planned {
             State::Succeeded
         } else {
             State::Failed
@@ -198,7 +230,7 @@ impl Engine {
             outcome: outcome.as_str().into(),
             finished_at: now,
         };
-        let event = |row: &RequestRow| self.outcome_event(row, outcome, error);
+        let event = |row: &RequestRow| self.outcome_event(row, outcome, error, checked);
         self.ledger
             .finish(&row.request_id, &change, &finish, event)
             .await?;

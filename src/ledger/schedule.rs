@@ -2,7 +2,7 @@
 //! transaction each; a final step writes its event with it). Claiming due work is in
 //! `claim.rs`.
 
-use super::{Change, Finish, Ledger, NewEvent, State, log_transition, outbox};
+use super::{Change, Finish, Ledger, NewEvent, RequestRow, State, log_transition, outbox};
 use sqlx::{Sqlite, Transaction};
 
 impl Ledger {

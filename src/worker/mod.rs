@@ -15,6 +15,7 @@ pub use endpoints::{Endpoints, endpoint_event};
 use crate::broker::{intake::IntakeCtx, publisher::Publisher};
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::guard::Protection;
 use crate::ledger::Ledger;
 use crate::metrics::Health;
 use crate::retry::Backoff;
@@ -33,6 +34,8 @@ pub async fn run(
     health: Arc<Health>,
 ) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
+    // Fail closed: a bad protect file stops start-up before anything is consumed or called.
+    let protection = Protection::load(&cfg.guard)?;
     let ledger = Ledger::open(&cfg.ledger).await?;
     crate::engine::resume(&ledger, &cfg).await?;
     let (transitions, transitions_rx) = mpsc::unbounded_channel();
@@ -44,8 +47,11 @@ pub async fn run(
         Arc::clone(&cfg),
         endpoints.em.clone(),
         endpoints.dcs.clone(),
+        protection.clone(),
         Arc::clone(&outbox_wake),
     ));
+    let watcher_stop = CancellationToken::new();
+    let watcher = AbortOnDropHandle::new(protection.spawn_watcher(watcher_stop.clone()));
 
     let probes_stop = CancellationToken::new();
     let mut probers = endpoints.spawn_probers(&probes_stop);
@@ -77,6 +83,8 @@ pub async fn run(
     ));
 
     run_engine(&engine, &ledger, &shutdown).await;
+    watcher_stop.cancel();
+    let _ = watcher.await;
     probes_stop.cancel();
     while probers.join_next().await.is_some() {}
     endpoints.log_off().await;

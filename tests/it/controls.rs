@@ -6,7 +6,7 @@ use crate::binary::reaper_bin;
 use crate::common::*;
 use reaper::broker::client::{Event, EventWatcher};
 use reaper::event::{EndpointEvent, Outcome};
-use reaper::ledger::{Change, Finish, Ledger, PauseScope, State, TaskRecord, now_ms};
+use reaper::ledger::{Change, Finish, Ledger, NewEvent, PauseScope, State, TaskRecord, now_ms};
 use reaper::request::DeleteRequest;
 use reaper::sim::SimConfig;
 use std::path::Path;
@@ -90,12 +90,15 @@ async fn ended(ledger: &Ledger, id: &str, batch: &str, outcome: Outcome) {
     let finish = Finish {
         outcome: outcome.as_str().into(),
         finished_at: now_ms(),
+    };
+    let event = |_: &_| NewEvent {
         event_id: format!("ev-{id}"),
+        request_id: Some(id.to_string()),
         routing_key: "delete.failed".into(),
         payload: "{}".into(),
     };
     ledger
-        .finish(id, &Change::to(state, "ended"), &finish)
+        .finish(id, &Change::to(state, "ended"), &finish, event)
         .await
         .unwrap();
 }

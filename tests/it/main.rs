@@ -13,6 +13,7 @@ mod em_client;
 mod em_pipeline;
 mod em_tls;
 mod endpoint_health;
+mod guard_rails;
 mod limits;
 mod outbox;
 mod pipeline;

@@ -62,6 +62,7 @@ impl World {
             Arc::new(cfg),
             em,
             HashMap::new(),
+            crate::guard::Protection::load(&Default::default()).unwrap(),
             Arc::new(Notify::new()),
         );
         World {

@@ -24,9 +24,14 @@ async fn the_same_request_twice_is_one_row_and_a_different_target_is_a_conflict(
 async fn a_duplicate_of_a_finished_request_queues_its_event_again_once() {
     let (_d, l) = ledger().await;
     l.accept(&request("r1", JOB_A), "em", 1).await.unwrap();
-    l.finish("r1", &Change::to(State::Succeeded, "ok"), &finish(5), outcome_event)
-        .await
-        .unwrap();
+    l.finish(
+        "r1",
+        &Change::to(State::Succeeded, "ok"),
+        &finish(5),
+        outcome_event,
+    )
+    .await
+    .unwrap();
     let pending = l.pending_events(100, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     l.mark_published(&[pending[0].seq], 6).await.unwrap();

@@ -104,9 +104,14 @@ async fn a_poll_that_changes_nothing_adds_no_history_row() {
     l.advance("r1", &Change::to(State::Verifying, "lost").due(60), 7, None)
         .await
         .unwrap();
-    l.finish("r1", &Change::to(State::Succeeded, "ok"), &finish(8), outcome_event)
-        .await
-        .unwrap();
+    l.finish(
+        "r1",
+        &Change::to(State::Succeeded, "ok"),
+        &finish(8),
+        outcome_event,
+    )
+    .await
+    .unwrap();
     let history: Vec<(String, i64)> = l
         .history("r1")
         .await
