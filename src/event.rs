@@ -171,6 +171,20 @@ pub struct EndpointData {
     pub finished: Option<u64>,
 }
 
+impl EndpointData {
+    /// An endpoint's change of state to `state`, at `since`, without breaker figures.
+    pub fn new(endpoint: &str, state: &str, reason: &str, since: DateTime<Utc>) -> Self {
+        EndpointData {
+            endpoint: endpoint.to_string(),
+            state: state.to_string(),
+            reason: reason.to_string(),
+            since,
+            failures: None,
+            finished: None,
+        }
+    }
+}
+
 /// A CloudEvents 1.0 envelope; `data` is a request's outcome unless said otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent<D = EventData> {

@@ -144,14 +144,7 @@ async fn check_known(
 
 /// The outbox row of an operator's `endpoint.paused` / `endpoint.resumed` event.
 fn endpoint_event(cfg: &Config, endpoint: &str, state: &str, reason: &str, at: i64) -> NewEvent {
-    let data = EndpointData {
-        endpoint: endpoint.to_string(),
-        state: state.to_string(),
-        reason: reason.to_string(),
-        since: ms_to_time(at),
-        failures: None,
-        finished: None,
-    };
+    let data = EndpointData::new(endpoint, state, reason, ms_to_time(at));
     NewEvent::of_endpoint(&EndpointEvent::endpoint(&cfg.worker_name, data))
 }
 

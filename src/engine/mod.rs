@@ -5,6 +5,7 @@
 //! that is down are left waiting (design 1.7). Knows nothing of the broker or the metrics:
 //! the worker (`crate::worker`) composes it with them.
 
+mod brakes;
 mod dcs;
 mod em;
 mod events;
@@ -90,6 +91,8 @@ pub struct Engine {
     pub(crate) dcs: HashMap<String, Arc<DcsClient>>,
     /// The protected objects, asked before every DELETE.
     pub(crate) protection: Protection,
+    /// The endpoints at their delete cap.
+    caps: brakes::CapState,
     /// Woken when intake accepts a request.
     pub wake: Arc<Notify>,
     /// Woken when an event is written to the outbox.
@@ -111,6 +114,7 @@ impl Engine {
             em,
             dcs,
             protection,
+            caps: Default::default(),
             wake: Arc::new(Notify::new()),
             outbox_wake,
         }
@@ -147,7 +151,10 @@ impl Engine {
                 log_step(done);
             }
             let free = permits.available_permits();
-            let skip = Skip::down(self.down_endpoints());
+            let skip = Skip {
+                held: self.caps.held(now_ms()),
+                ..Skip::down(self.down_endpoints())
+            };
             if free > 0 {
                 let now = now_ms();
                 let lease = now + LEASE.as_millis() as i64;

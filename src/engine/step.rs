@@ -9,7 +9,7 @@ use super::rails::Screen;
 use super::remote::unsupported;
 use super::{Ending, Engine, LEASE, Next, WAIT_RECHECK, ms};
 use crate::event::{ErrorInfo, Outcome};
-use crate::ledger::{Change, Finish, RequestRow, State, now_ms};
+use crate::ledger::{Change, DeleteStart, Finish, RequestRow, State, now_ms};
 use crate::request::Target;
 
 impl Engine {
@@ -69,7 +69,29 @@ impl Engine {
                     .await;
             }
         }
-        let (row, attempt) = self.count_attempt(row, now).await?;
+        let cap = self.cfg.guard.max_deletes_per_hour;
+        let lease = now + ms(LEASE);
+        let attempt = match self
+            .ledger
+            .begin_delete(&row.request_id, now, lease, cap)
+            .await?
+        {
+            DeleteStart::Begun { attempt } => attempt,
+            DeleteStart::Cancelled => return self.finish(&row, cancelled()).await,
+            DeleteStart::Held { reason } => {
+                tracing::debug!(request_id = %row.request_id, %reason, "held: paused");
+                return self.wait_for_endpoint(&row).await;
+            }
+            DeleteStart::CapReached { until } => {
+                self.cap_reached(&row.endpoint, until);
+                return self.ledger.release(&row.request_id, until).await;
+            }
+        };
+        self.cap_clear(&row.endpoint);
+        let row = RequestRow {
+            attempts: i64::from(attempt),
+            ..row
+        };
         let next = remote.delete().await;
         self.after_delete(&row, attempt, next).await
     }
@@ -84,9 +106,12 @@ impl Engine {
         Ok((RequestRow { attempts, ..row }, attempt))
     }
 
-    /// Why a request must end without being sent (again): its deadline passed, or its
-    /// attempts are spent.
+    /// Why a request must end without being sent (again): an operator cancelled it, its
+    /// deadline passed, or its attempts are spent.
     fn unsendable(&self, row: &RequestRow, now: i64) -> Option<Ending> {
+        if row.cancel_requested_at.is_some() {
+            return Some(cancelled());
+        }
         if row.not_after.is_some_and(|t| t <= now) {
             let error = ErrorInfo {
                 kind: "expired".into(),
@@ -230,6 +255,7 @@ impl Engine {
             outcome: outcome.as_str().into(),
             finished_at: now,
         };
+        let error_kind = error.as_ref().map(|e| e.kind.clone());
         let event = |row: &RequestRow| self.outcome_event(row, outcome, error, checked);
         self.ledger
             .finish(&row.request_id, &change, &finish, event)
@@ -238,9 +264,22 @@ impl Engine {
             "endpoint" => row.endpoint.clone(), "outcome" => outcome.as_str())
         .increment(1);
         tracing::debug!(request_id = %row.request_id, outcome = outcome.as_str(), "request finished");
+        if outcome.is_breaker_failure(error_kind.as_deref()) {
+            self.check_breaker(&row.endpoint, now).await?;
+        }
         self.outbox_wake.notify_one();
         Ok(())
     }
+}
+
+/// The ending of a request an operator cancelled (`reaper cancel`).
+pub(super) fn cancelled() -> Ending {
+    let error = ErrorInfo {
+        kind: "cancelled".into(),
+        message: "cancelled by an operator".into(),
+        ..Default::default()
+    };
+    Ending::because(Outcome::Cancelled, Some(error))
 }
 
 fn last_error(row: &RequestRow) -> Option<ErrorInfo> {

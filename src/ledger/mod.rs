@@ -34,7 +34,7 @@ use anyhow::Context;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
@@ -258,7 +258,12 @@ impl Ledger {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Every statement at `debug` would flood a debug log (the scheduler asks the
+            // ledger several times a second even when idle): statements are `trace`, slow
+            // ones still a warning.
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(1));
         // One connection: SQLite has one writer at a time, and queueing for the connection
         // in-process is much cheaper than several connections contending for the file lock
         // (whose busy handler sleeps). Other processes (`reaper status`) still read beside it.

@@ -127,14 +127,7 @@ pub async fn report(
 pub fn endpoint_event(worker: &str, t: &Transition) -> NewEvent {
     let ev = EndpointEvent::endpoint(
         worker,
-        EndpointData {
-            endpoint: t.endpoint.clone(),
-            state: t.state.as_str().into(),
-            reason: t.reason.clone(),
-            since: t.since,
-            failures: None,
-            finished: None,
-        },
+        EndpointData::new(&t.endpoint, t.state.as_str(), &t.reason, t.since),
     );
     NewEvent::of_endpoint(&ev)
 }

@@ -4,8 +4,9 @@
 
 use super::super::step::json;
 use super::super::{Ending, Engine, Next, ms};
-use super::mappings::{after_poll, after_verify};
+use super::mappings::{after_poll, after_stop, after_verify};
 use crate::em::EmClient;
+use crate::em::Poll;
 use crate::event::{ErrorInfo, Outcome};
 use crate::ledger::{Change, RequestRow, State, TaskRecord, now_ms};
 use crate::request::Target;
@@ -19,8 +20,16 @@ impl Engine {
         let (Some(task_id), Some(session)) = (row.task_id.clone(), row.task_session.clone()) else {
             return self.move_to_verify(&row, "no task recorded").await;
         };
-        let next = after_poll(client.get_task(&task_id, &session).await);
-        self.after_follow_up(&row, State::Polling, next).await
+        let polled = client.get_task(&task_id, &session).await;
+        let running = matches!(&polled, Ok(Poll::Task(t)) if !t.state.is_terminal());
+        // `reaper cancel --stop-running`: a task still running is stopped (seed 000); one
+        // that already ended keeps its outcome.
+        if running && row.cancel_requested_at.is_some() && row.stop_running {
+            let next = after_stop(client.stop_task(&task_id, &session).await);
+            return self.after_follow_up(&row, State::Polling, next).await;
+        }
+        self.after_follow_up(&row, State::Polling, after_poll(polled))
+            .await
     }
 
     pub(in crate::engine) async fn verify(

@@ -4,7 +4,7 @@
 
 use super::super::{Ending, Next};
 use crate::em::codec::Task;
-use crate::em::{DeleteAnswer, EmError, ErrorClass, Poll, Presence};
+use crate::em::{DeleteAnswer, EmError, ErrorClass, Poll, Presence, Stop};
 use crate::event::{ErrorInfo, Outcome};
 use crate::ledger::TaskRecord;
 
@@ -127,6 +127,20 @@ pub fn after_poll(result: Result<Poll, EmError>) -> Next {
     }
 }
 
+/// After stopping a running task for an operator's `cancel --stop-running`: stopped, the
+/// request ends `cancelled`; a task reaper can no longer reach is confirmed on the resource.
+pub fn after_stop(result: Result<Stop, EmError>) -> Next {
+    match result {
+        Ok(Stop::Stopped { .. }) => Next::Finish(super::super::step::cancelled()),
+        Ok(Stop::SessionLost) => Next::Verify {
+            task: None,
+            note: "the task could not be stopped: its logon session is gone".into(),
+            http_status: None,
+        },
+        Err(e) => after_poll(Err(e)),
+    }
+}
+
 /// After a verification GET on the deleted resource.
 pub fn after_verify(result: Result<Presence, EmError>) -> Next {
     match result {
@@ -180,6 +194,18 @@ mod tests {
 
     fn outcome(n: &Next) -> Option<Outcome> {
         n.outcome()
+    }
+
+    #[test]
+    fn a_stopped_task_ends_cancelled_and_one_out_of_reach_is_verified() {
+        let stopped = after_stop(Ok(Stop::Stopped { status: 204 }));
+        assert_eq!(stopped.outcome(), Some(Outcome::Cancelled));
+        assert!(matches!(
+            after_stop(Ok(Stop::SessionLost)),
+            Next::Verify { .. }
+        ));
+        let busy = after_stop(Err(err(503, ErrorClass::Transient)));
+        assert!(matches!(busy, Next::Again { .. }), "{busy:?}");
     }
 
     #[test]
