@@ -10,7 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -47,6 +49,8 @@ impl BrokerState {
 pub struct Health {
     broker: Mutex<BrokerState>,
     endpoints: Mutex<Vec<Arc<EndpointHealth>>>,
+    /// Endpoints paused in the ledger (breaker or operator): name → (since, reason).
+    paused: Mutex<BTreeMap<String, (DateTime<Utc>, String)>>,
 }
 
 impl Health {
@@ -63,6 +67,23 @@ impl Health {
         *self.endpoints.lock().unwrap_or_else(|e| e.into_inner()) = endpoints;
     }
 
+    /// The endpoints paused now (read from the ledger by the worker): no new DELETE goes to
+    /// them, so they are not `up`.
+    pub fn set_paused(&self, paused: BTreeMap<String, (DateTime<Utc>, String)>) {
+        for name in self.endpoints().iter().map(|e| e.name().to_string()) {
+            let value = if paused.contains_key(&name) { 1.0 } else { 0.0 };
+            metrics::gauge!("reaper_endpoint_paused", "endpoint" => name).set(value);
+        }
+        *self.paused.lock().unwrap_or_else(|e| e.into_inner()) = paused;
+    }
+
+    fn paused(&self) -> BTreeMap<String, (DateTime<Utc>, String)> {
+        self.paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn endpoints(&self) -> Vec<Arc<EndpointHealth>> {
         self.endpoints
             .lock()
@@ -70,24 +91,34 @@ impl Health {
             .clone()
     }
 
-    /// Ready: the broker is consumed and every endpoint is up.
+    /// Ready: the broker is consumed and every endpoint is up (neither down nor paused).
     pub fn is_ready(&self) -> bool {
-        self.broker() == BrokerState::Consuming && self.endpoints().iter().all(|e| !e.is_down())
+        self.broker() == BrokerState::Consuming
+            && self.endpoints().iter().all(|e| !e.is_down())
+            && self.paused().is_empty()
     }
 
     /// `/readyz`'s body: `{"broker": "consuming", "endpoints": {"em": {"state": "down",
     /// "since": "…", "reason": "…"}}}`.
     pub fn report(&self) -> serde_json::Value {
+        let paused = self.paused();
+        let entry = |state: &str, since: DateTime<Utc>, reason: &str| {
+            serde_json::json!({
+                "state": state,
+                "since": since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "reason": reason,
+            })
+        };
         let endpoints: serde_json::Map<String, serde_json::Value> = self
             .endpoints()
             .iter()
             .map(|e| {
                 let s = e.snapshot();
-                let v = serde_json::json!({
-                    "state": s.state.as_str(),
-                    "since": s.since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    "reason": s.reason,
-                });
+                // Down says more (nothing can be sent at all); else a pause shows.
+                let v = match paused.get(&s.endpoint) {
+                    Some((since, reason)) if !e.is_down() => entry("paused", *since, reason),
+                    _ => entry(s.state.as_str(), s.since, &s.reason),
+                };
                 (s.endpoint, v)
             })
             .collect();

@@ -1,13 +1,16 @@
-//! The two brakes on an endpoint's DELETEs that the engine applies (design 1.6): the rolling
+//! The brakes on an endpoint's DELETEs that the engine applies (design 1.6): the rolling
 //! delete cap (counted by the ledger; here only which endpoints are at their cap until
-//! when, so the scheduler holds their unsent work instead of claiming it again and again)
-//! and the failure breaker (tripped in the ledger, announced here).
+//! when, so the scheduler holds their unsent work instead of claiming it again and again),
+//! the failure breaker (tripped in the ledger, announced here), and the dispatch gate that
+//! keeps the DELETEs decided but not yet sent few, so a pause or a cap is obeyed at once.
 
 use super::Engine;
+use crate::config::Config;
 use crate::event::{EndpointData, EndpointEvent, ms_to_time};
 use crate::ledger::{BreakerRule, NewEvent, Pause};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The endpoints at their delete cap, and until when (Unix ms).
 #[derive(Debug, Default)]
@@ -26,6 +29,34 @@ impl CapState {
             m.retain(|_, until| *until > now);
             m.keys().cloned().collect()
         })
+    }
+}
+
+/// Per endpoint, how many DELETEs may be decided (attempt counted, checks passed) but not yet
+/// answered: the endpoint's calls in flight. Without it, every claimed request would pass its
+/// checks at once and then queue for the rate budget, out of reach of a pause.
+#[derive(Debug, Default)]
+pub(super) struct Gates {
+    gates: HashMap<String, Arc<Semaphore>>,
+}
+
+impl Gates {
+    /// One gate per configured endpoint, as wide as its calls in flight.
+    pub(super) fn new(cfg: &Config) -> Self {
+        let em = cfg.em.iter().map(|e| (&e.name, e.budget.max_in_flight));
+        let dcs = cfg.dcs.iter().map(|d| (&d.name, d.budget.max_in_flight));
+        let gates = em
+            .chain(dcs)
+            .map(|(name, n)| (name.clone(), Arc::new(Semaphore::new(n.max(1)))))
+            .collect();
+        Gates { gates }
+    }
+
+    /// Waits for room to dispatch one DELETE to `endpoint` (none needed for an endpoint
+    /// without a gate: it is not configured, and the request is refused before sending).
+    pub(super) async fn enter(&self, endpoint: &str) -> Option<OwnedSemaphorePermit> {
+        let gate = Arc::clone(self.gates.get(endpoint)?);
+        gate.acquire_owned().await.ok()
     }
 }
 

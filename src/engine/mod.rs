@@ -93,6 +93,8 @@ pub struct Engine {
     pub(crate) protection: Protection,
     /// The endpoints at their delete cap.
     caps: brakes::CapState,
+    /// Room to dispatch DELETEs, per endpoint.
+    gates: brakes::Gates,
     /// Woken when intake accepts a request.
     pub wake: Arc<Notify>,
     /// Woken when an event is written to the outbox.
@@ -108,13 +110,16 @@ impl Engine {
         protection: Protection,
         outbox_wake: Arc<Notify>,
     ) -> Self {
+        let gates = brakes::Gates::new(&cfg);
         Engine {
+            gates,
             ledger,
             cfg,
             em,
             dcs,
             protection,
             caps: Default::default(),
+
             wake: Arc::new(Notify::new()),
             outbox_wake,
         }

@@ -69,6 +69,10 @@ impl Engine {
                     .await;
             }
         }
+        // Decided only when there is room to send at once: a pause or the cap reached while
+        // this request waited is obeyed.
+        let _gate = self.gates.enter(&row.endpoint).await;
+        let now = now_ms();
         let cap = self.cfg.guard.max_deletes_per_hour;
         let lease = now + ms(LEASE);
         let attempt = match self

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::guard::Protection;
 use crate::ledger::Ledger;
+use crate::ledger::PauseScope;
 use crate::metrics::Health;
 use crate::retry::Backoff;
 use broker_link::BrokerLink;
@@ -52,6 +53,11 @@ pub async fn run(
     ));
     let watcher_stop = CancellationToken::new();
     let watcher = AbortOnDropHandle::new(protection.spawn_watcher(watcher_stop.clone()));
+    let pauses = AbortOnDropHandle::new(tokio::spawn(show_pauses(
+        ledger.clone(),
+        Arc::clone(&health),
+        watcher_stop.clone(),
+    )));
 
     let probes_stop = CancellationToken::new();
     let mut probers = endpoints.spawn_probers(&probes_stop);
@@ -85,6 +91,7 @@ pub async fn run(
     run_engine(&engine, &ledger, &shutdown).await;
     watcher_stop.cancel();
     let _ = watcher.await;
+    let _ = pauses.await;
     probes_stop.cancel();
     while probers.join_next().await.is_some() {}
     endpoints.log_off().await;
@@ -94,6 +101,27 @@ pub async fn run(
     let _ = link.await;
     ledger.close().await;
     Ok(())
+}
+
+/// Shows the endpoints paused in the ledger (by the breaker, or by `reaper pause` from
+/// another process) on `/readyz` and in metrics, looking every second until `stop`.
+async fn show_pauses(ledger: Ledger, health: Arc<Health>, stop: CancellationToken) {
+    loop {
+        match ledger.paused().await {
+            Ok(pauses) => health.set_paused(
+                pauses
+                    .into_iter()
+                    .filter(|p| p.scope == PauseScope::Endpoint)
+                    .map(|p| (p.name, (crate::event::ms_to_time(p.since), p.reason)))
+                    .collect(),
+            ),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read the pauses"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 /// Runs the engine until `shutdown`. When it fails (the ledger failed under it), its steps

@@ -14,7 +14,7 @@ use std::process::Output;
 use std::time::Duration;
 
 /// `reaper ARGS` on the ledger at `ledger`, nothing else in its environment.
-fn reaper(ledger: &Path, args: &[&str]) -> Output {
+pub(crate) fn reaper(ledger: &Path, args: &[&str]) -> Output {
     reaper_bin()
         .args(args)
         .env("REAPER_LEDGER", ledger)
@@ -22,7 +22,7 @@ fn reaper(ledger: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -39,7 +39,7 @@ fn exits(out: &Output, code: i32) {
 
 /// Runs `reaper ARGS`, asserts its exit code and that its stdout (exit 0) or stderr (else)
 /// says `text`; returns its stdout.
-fn says(ledger: &Path, args: &[&str], code: i32, text: &str) -> String {
+pub(crate) fn says(ledger: &Path, args: &[&str], code: i32, text: &str) -> String {
     let out = reaper(ledger, args);
     exits(&out, code);
     let said = match code {
@@ -104,7 +104,7 @@ async fn ended(ledger: &Ledger, id: &str, batch: &str, outcome: Outcome) {
 }
 
 /// What `reaper status ID` prints.
-fn status(ledger: &Path, id: &str) -> String {
+pub(crate) fn status(ledger: &Path, id: &str) -> String {
     says(ledger, &["status", id], 0, id)
 }
 
@@ -172,7 +172,7 @@ async fn the_controls_refuse_a_missing_ledger_an_unknown_name_and_a_bad_command_
 }
 
 /// The next endpoint event on `events` (one met before an outcome event first).
-async fn endpoint_event(events: &mut EventWatcher) -> (String, EndpointEvent) {
+pub(crate) async fn endpoint_event(events: &mut EventWatcher) -> (String, EndpointEvent) {
     if let Some(met) = events.take_endpoint_events().into_iter().next() {
         return met;
     }

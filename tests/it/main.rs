@@ -5,6 +5,7 @@
 mod common;
 
 mod binary;
+mod brakes;
 mod broker_reconnect;
 mod compose;
 mod controls;
