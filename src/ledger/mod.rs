@@ -33,7 +33,7 @@ use anyhow::Context;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
@@ -239,7 +239,10 @@ impl Ledger {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Each statement's text at trace, not debug: the scheduler's claims run every
+            // second, and a debug log would be mostly SQL. Slow statements are still warned.
+            .log_statements(log::LevelFilter::Trace);
         // One connection: SQLite has one writer at a time, and queueing for the connection
         // in-process is much cheaper than several connections contending for the file lock
         // (whose busy handler sleeps). Other processes (`reaper status`) still read beside it.
