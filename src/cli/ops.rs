@@ -1,5 +1,5 @@
-//! `reaper status` and `reaper report`: read-only views of the ledger for operators; and
-//! `reaper prune`, which forgets requests that finished long ago.
+//! `reaper status` and `reaper report`: read-only views of the ledger for operators (with the
+//! pauses in force); and `reaper prune`, which forgets requests that finished long ago.
 
 use crate::config::Config;
 use crate::event::ms_to_time;
@@ -37,17 +37,7 @@ pub(super) fn no_ledger(cfg: &Config) -> String {
 pub async fn status(request_id: Option<&str>) -> anyhow::Result<ExitCode> {
     let ledger = open().await?;
     let Some(id) = request_id else {
-        let counts = ledger.counts().await?;
-        println!("{:<12} {:<18} {:>10}", "state", "outcome", "requests");
-        for c in &counts {
-            println!(
-                "{:<12} {:<18} {:>10}",
-                c.state,
-                c.outcome.as_deref().unwrap_or("-"),
-                c.count
-            );
-        }
-        println!("unpublished events: {}", ledger.unpublished_count().await?);
+        summary(&ledger).await?;
         return Ok(ExitCode::SUCCESS);
     };
     let Some(row) = ledger.get(id).await? else {
@@ -63,6 +53,17 @@ pub async fn status(request_id: Option<&str>) -> anyhow::Result<ExitCode> {
         row.outcome.as_deref().unwrap_or("-")
     );
     println!("attempts  {}  polls {}", row.attempts, row.poll_count);
+    if row.generation > 0 {
+        println!("replayed  {} times (`reaper replay`)", row.generation);
+    }
+    if let Some(at) = row.cancel_requested_at {
+        let stop = if row.stop_running {
+            ", --stop-running"
+        } else {
+            ""
+        };
+        println!("cancel    requested {}{stop}", ms_to_time(at).to_rfc3339());
+    }
     if let Some(task) = &row.task_id {
         println!(
             "task      {task} (session {}) state {} {}",
@@ -84,6 +85,31 @@ pub async fn status(request_id: Option<&str>) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Counts per state and outcome, unpublished events, and the pauses in force.
+async fn summary(ledger: &Ledger) -> anyhow::Result<()> {
+    let counts = ledger.counts().await?;
+    println!("{:<12} {:<18} {:>10}", "state", "outcome", "requests");
+    for c in &counts {
+        println!(
+            "{:<12} {:<18} {:>10}",
+            c.state,
+            c.outcome.as_deref().unwrap_or("-"),
+            c.count
+        );
+    }
+    println!("unpublished events: {}", ledger.unpublished_count().await?);
+    for p in ledger.paused().await? {
+        println!(
+            "paused {} {} since {}: {}",
+            p.scope.as_str(),
+            p.name,
+            ms_to_time(p.since).to_rfc3339(),
+            p.reason
+        );
+    }
+    Ok(())
 }
 
 pub async fn report(batch: &str, format: ReportFormat) -> anyhow::Result<ExitCode> {

@@ -125,6 +125,7 @@ async fn pause_and_resume_of_a_batch_say_what_they_did_and_are_in_its_history() 
     );
     let events = ledger.unpublished_count().await.unwrap();
     assert_eq!(events, 0, "a batch's pause is no endpoint event");
+    says(&path, &["status"], 0, "paused batch b1 since ");
 
     let resume = ["resume", "--batch", "b1"];
     let said = says(&path, &resume, 0, "resumed batch b1 (paused since ");
@@ -266,9 +267,11 @@ async fn cancel_ends_unsent_requests_notes_sent_ones_and_refuses_unknown_or_fini
         "{history}"
     );
     let history = status(&path, "c-2");
+    let note = "cancel requested by operator (--stop-running)";
+    assert!(history.contains(note), "{history}");
     assert!(
-        history.contains("cancel requested by operator (--stop-running)"),
-        "{history}"
+        history.contains(", --stop-running\n"),
+        "the cancel line: {history}"
     );
 }
 
@@ -328,5 +331,10 @@ async fn replay_runs_again_what_ended_without_a_delete_as_its_next_generation() 
     ] {
         assert!(said.contains(line), "{said}");
     }
-    assert!(status(&path, "d-1").contains("replayed by operator (generation 1)"));
+    let history = status(&path, "d-1");
+    assert!(
+        history.contains("replayed by operator (generation 1)"),
+        "{history}"
+    );
+    assert!(history.contains("replayed  1 times"), "{history}");
 }
