@@ -78,7 +78,7 @@ impl Ledger {
         stop_running: bool,
         now: i64,
     ) -> anyhow::Result<CancelDone> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let finished = finished_of(&mut tx, selection).await?;
         let marked = mark(&mut tx, selection, stop_running, now).await?;
         let mut done = CancelDone {

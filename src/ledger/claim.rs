@@ -120,7 +120,7 @@ impl Ledger {
         skip: &Skip,
     ) -> anyhow::Result<Vec<RequestRow>> {
         let skip = SkipJson::of(skip)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let first = limit.div_ceil(2);
         let mut rows = claim(&mut tx, Work::FollowUp, now, first, lease_until, &skip).await?;
         let rest = limit - rows.len() as u32;

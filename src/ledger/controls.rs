@@ -97,7 +97,7 @@ impl Ledger {
         now: i64,
         event: Option<&NewEvent>,
     ) -> anyhow::Result<PauseDone> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         if let Some(p) = find_pause(&mut tx, scope, name).await? {
             return Ok(PauseDone::AlreadyPaused(p));
         }
@@ -124,7 +124,7 @@ impl Ledger {
         now: i64,
         event: Option<&NewEvent>,
     ) -> anyhow::Result<ResumeDone> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let Some(pause) = find_pause(&mut tx, scope, name).await? else {
             return Ok(ResumeDone::NotPaused);
         };

@@ -67,7 +67,7 @@ impl Ledger {
         lease_until: i64,
         cap: u32,
     ) -> anyhow::Result<DeleteStart> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
             "SELECT endpoint, batch_id, cancel_requested_at FROM requests WHERE request_id = ?",
         )
@@ -138,7 +138,7 @@ impl Ledger {
         if rule.ratio <= 0.0 {
             return Ok(None);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let paused: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pauses WHERE scope = 'endpoint' AND name = ?)",
         )

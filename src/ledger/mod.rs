@@ -231,6 +231,14 @@ pub fn now_ms() -> i64 {
 }
 
 impl Ledger {
+    /// A write transaction that takes the file's write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred one that reads first and then writes fails at once with "database is
+    /// locked" when another process (`reaper pause`, `cancel`, …) wrote in between,
+    /// whatever the busy timeout; an immediate one waits for the lock instead.
+    async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Opens (creating if needed) the ledger file and runs the embedded migrations.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
         // Two processes opening a new file at once (a worker and `reaper status`, or the

@@ -94,7 +94,7 @@ impl Ledger {
 
     /// Marks events as confirmed by the broker.
     pub async fn mark_published(&self, seqs: &[i64], now: i64) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for seq in seqs {
             sqlx::query(
                 "UPDATE outbox SET published_at = ?, attempts = attempts + 1 WHERE seq = ?",
@@ -111,7 +111,7 @@ impl Ledger {
     /// Counts a failed publication (nacked, returned or unconfirmed) of each event and sets
     /// when it is tried again. The rows stay pending.
     pub async fn mark_unpublished(&self, retries: &[RetryAt]) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for r in retries {
             sqlx::query(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?

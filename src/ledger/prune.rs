@@ -52,7 +52,7 @@ impl Ledger {
 
     /// Prunes up to [`CHUNK`] requests in one transaction.
     async fn prune_chunk(&self, before: i64) -> anyhow::Result<Pruned> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT request_id FROM requests
              WHERE state IN ('succeeded', 'failed') AND finished_at < ?

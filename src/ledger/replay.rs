@@ -95,7 +95,7 @@ impl Ledger {
         outcomes: Option<&[Outcome]>,
         now: i64,
     ) -> anyhow::Result<ReplayDone> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let candidates = candidates(&mut tx, selection).await?;
         let wanted = |c: &Candidate| {
             outcomes.is_none_or(|list| {

@@ -76,7 +76,7 @@ impl Ledger {
         now: i64,
         lease_until: i64,
     ) -> anyhow::Result<u32> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let attempts = count_attempt(&mut tx, request_id, now, lease_until).await?;
         tx.commit().await?;
         Ok(attempts)
@@ -93,7 +93,7 @@ impl Ledger {
         claimed_attempts: i64,
         now: i64,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let given = sqlx::query(
             "UPDATE requests SET attempts = attempts - 1, updated_at = ?
              WHERE request_id = ? AND state = 'submitting' AND attempts = ?",
@@ -126,7 +126,7 @@ impl Ledger {
         notice: Option<&(dyn Fn(&RequestRow) -> NewEvent + Sync)>,
     ) -> anyhow::Result<()> {
         debug_assert!(!change.state.is_final(), "final steps go through finish()");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row = apply(&mut tx, request_id, change, now, None).await?;
         if let Some(notice) = notice {
             outbox::insert(&mut tx, &notice(&row), now).await?;
@@ -145,7 +145,7 @@ impl Ledger {
         event: impl FnOnce(&RequestRow) -> NewEvent,
     ) -> anyhow::Result<()> {
         debug_assert!(change.state.is_final());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row = apply(
             &mut tx,
             request_id,

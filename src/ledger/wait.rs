@@ -17,7 +17,7 @@ impl Ledger {
         now: i64,
     ) -> anyhow::Result<()> {
         debug_assert!(!state.is_final());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE requests SET state = ?, attempts = MAX(attempts - 1, 0), due_at = ?,
                  lease_until = NULL,
