@@ -44,9 +44,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The demo is for people: its summary, not the worker's logs, unless RUST_LOG asks.
+    // The demo and the plan are for people: their summary and plan, not the worker's logs,
+    // unless RUST_LOG asks.
     let default = match cli.command {
-        Command::Demo(_) => "warn",
+        Command::Demo(_) | Command::Plan(_) => "warn",
         _ => "info",
     };
     init_logging(format, default);

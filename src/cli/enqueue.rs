@@ -8,7 +8,7 @@
 
 use crate::broker::client::RequestPublisher;
 use crate::config::Config;
-use crate::request::{DeleteRequest, RequestWire};
+use crate::request::{DeleteRequest, Rejection, RequestWire};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -73,12 +73,24 @@ pub fn read_bodies(path: &Path) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
     Ok(out)
 }
 
+/// Reads a file (as [`read_bodies`]) and decodes and validates each line as the worker does:
+/// (line number, the request or why it cannot be accepted). An `Err` is a file that cannot
+/// be read.
+pub fn read_requests(
+    path: &Path,
+) -> anyhow::Result<Vec<(usize, Result<DeleteRequest, Rejection>)>> {
+    Ok(read_bodies(path)?
+        .into_iter()
+        .map(|(line, body)| (line, DeleteRequest::decode(&body, None)))
+        .collect())
+}
+
 pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     let cfg = Config::from_env()?;
     let mut good: Vec<RequestWire> = Vec::new();
     let mut bad = 0usize;
-    for (line, body) in read_bodies(&args.file)? {
-        match DeleteRequest::decode(&body, None) {
+    for (line, decoded) in read_requests(&args.file)? {
+        match decoded {
             Ok(r) => good.push(r.to_wire()),
             Err(e) => {
                 bad += 1;
@@ -94,13 +106,7 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     }
     let conn = crate::broker::connect(cfg.amqp_url.expose(), "reaper/enqueue").await?;
     let publisher = RequestPublisher::new(&conn, &cfg.topology).await?;
-    let bar = indicatif::ProgressBar::new(good.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} requests confirmed ({per_sec}, eta {eta})",
-        )
-        .expect("a valid template"),
-    );
+    let bar = super::progress_bar(good.len(), "requests confirmed");
     for chunk in good.chunks(args.chunk.max(1)) {
         publisher.publish_all(chunk).await?;
         bar.inc(chunk.len() as u64);

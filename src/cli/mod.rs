@@ -7,6 +7,7 @@ mod demo;
 mod enqueue;
 mod harness;
 mod ops;
+mod plan;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
@@ -36,6 +37,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Publish requests from a JSON Lines or CSV file, with publisher confirms.
     Enqueue(enqueue::EnqueueArgs),
+    /// Dry run of a request file without the broker or the ledger: validates each line,
+    /// applies the guard rails, checks each EM target with a GET (never a DELETE), prints a
+    /// summary and the plan.
+    Plan(plan::PlanArgs),
     /// What the ledger holds: counts per state and outcome, or one request's history.
     Status {
         /// Show this request's row and history.
@@ -208,6 +213,17 @@ impl SimulateArgs {
     }
 }
 
+/// A progress bar of `len` items (`{pos}/{len} {what}`, rate and eta) on stderr; it draws
+/// nothing when stderr is not a terminal.
+fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})");
+    match indicatif::ProgressStyle::with_template(&template) {
+        Ok(style) => bar.with_style(style),
+        Err(_) => bar,
+    }
+}
+
 /// A token cancelled on SIGINT or SIGTERM.
 pub fn shutdown_signal() -> CancellationToken {
     let token = CancellationToken::new();
@@ -276,6 +292,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Enqueue(args) => enqueue::run(args).await,
+        Command::Plan(args) => plan::run(args).await,
         Command::Status { request_id } => ops::status(request_id.as_deref()).await,
         Command::Report { batch, format } => ops::report(&batch, format).await,
         Command::Prune { finished_before } => ops::prune(finished_before).await,

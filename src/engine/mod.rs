@@ -16,6 +16,8 @@ mod remote;
 mod step;
 
 pub use next::{Ending, Next};
+pub use rails::{Screen, screen_target};
+pub use remote::{dcs_client_of, em_client_of};
 
 use crate::config::Config;
 use crate::dcs::DcsClient;

@@ -1,19 +1,20 @@
 //! The guard rails a dispatch passes before any DELETE (design 1.6): protected objects (the
 //! protect file's ids, then the EM job-name globs, read with one budgeted GET), and the dry
 //! run, which checks the target with a GET instead of deleting it. The pure part — what an
-//! answer means — is [`after_name`] and [`after_check`]; the engine performs the result.
+//! answer means — is [`after_name`] and [`after_check`]; [`screen_target`] runs the rails for
+//! one target, and the engine (or `reaper plan`, which never deletes) performs the result.
 
 use super::em::mappings::em_error_info;
 use super::{Ending, Engine};
-use crate::em::{EmError, ErrorClass, Presence};
+use crate::em::{EmClient, EmError, ErrorClass, Presence};
 use crate::event::{ErrorInfo, Outcome};
-use crate::guard::Verdict;
+use crate::guard::{Protection, Verdict};
 use crate::ledger::RequestRow;
 use crate::request::Target;
 
 /// What the guard rails say about one dispatch.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Screen {
+pub enum Screen {
     /// Nothing stands in the way: send the DELETE (or, in a dry run, check the target).
     Pass,
     /// The request ends here without a DELETE.
@@ -89,35 +90,56 @@ pub(super) fn after_check(result: Result<Presence, EmError>) -> Screen {
     }
 }
 
+/// The guard rails for `target`: its protected ids, then (for the four `em.job*` types, when
+/// job-name globs are configured) its job's name, read with one budgeted GET; then, in a
+/// `dry_run`, the check of the target by one budgeted GET on the resource instead of a
+/// DELETE. `client` is the EM client of the target's endpoint, or why there is none. When
+/// the name read already answered for an `em.job` target (the same `GET /api/jobs/{id}`),
+/// the job is known to exist and is not read again.
+pub async fn screen_target(
+    protection: &Protection,
+    client: Result<&EmClient, ErrorInfo>,
+    target: &Target,
+    dry_run: bool,
+) -> Screen {
+    match protection.check(target) {
+        Verdict::Allowed => {}
+        Verdict::Protected(rule) => return protected(rule),
+        Verdict::Unavailable(reason) => return Screen::Hold { reason },
+    }
+    let mut job_read = false;
+    if protection.job_name_rules_apply(target)
+        && let (Some(job_id), Ok(client)) = (target.job_id(), &client)
+    {
+        let name = client.job_name(job_id).await;
+        let screen = after_name(name, |n| protection.check_name(n));
+        if screen != Screen::Pass {
+            return screen;
+        }
+        job_read = true;
+    }
+    if !dry_run {
+        return Screen::Pass;
+    }
+    match client {
+        _ if matches!(target, Target::DcsBackgroundTask { .. }) => Screen::End {
+            // DCS has no GET of one background task: nothing could be checked.
+            ending: Ending::because(Outcome::Planned, None),
+            checked: Some(false),
+        },
+        Ok(_) if job_read && matches!(target, Target::EmJob { .. }) => {
+            after_check(Ok(Presence::Present))
+        }
+        Ok(client) => after_check(client.presence(&target.path()).await),
+        Err(error) => Screen::end(Outcome::Refused, Some(error)),
+    }
+}
+
 impl Engine {
     /// The guard rails for one dispatch of `row` (its endpoint is known to be configured).
     pub(super) async fn screen(&self, row: &RequestRow, target: &Target) -> Screen {
-        match self.protection.check(target) {
-            Verdict::Allowed => {}
-            Verdict::Protected(rule) => return protected(rule),
-            Verdict::Unavailable(reason) => return Screen::Hold { reason },
-        }
-        if self.protection.job_name_rules_apply(target)
-            && let (Some(job_id), Ok(client)) = (target.job_id(), self.em_client(row))
-        {
-            let name = client.job_name(job_id).await;
-            let screen = after_name(name, |n| self.protection.check_name(n));
-            if screen != Screen::Pass {
-                return screen;
-            }
-        }
-        if !self.cfg.guard.dry_run {
-            return Screen::Pass;
-        }
-        match self.em_client(row) {
-            _ if matches!(target, Target::DcsBackgroundTask { .. }) => Screen::End {
-                // DCS has no GET of one background task: nothing could be checked.
-                ending: Ending::because(Outcome::Planned, None),
-                checked: Some(false),
-            },
-            Ok(client) => after_check(client.presence(&target.path()).await),
-            Err(error) => Screen::end(Outcome::Refused, Some(error)),
-        }
+        let client = self.em_client(row).map(|c| &**c);
+        screen_target(&self.protection, client, target, self.cfg.guard.dry_run).await
     }
 }
 

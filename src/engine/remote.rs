@@ -61,7 +61,7 @@ impl Engine {
                 path: target.path(),
             });
         };
-        let client = lookup(&self.dcs, row, "Huawei DCS", "REAPER_DCS_URL")?;
+        let client = dcs_client_of(&self.dcs, &row.endpoint)?;
         Ok(Remote::Dcs {
             client: Arc::clone(client),
             project_id: project_id.clone(),
@@ -74,23 +74,41 @@ impl Engine {
 impl Engine {
     /// The EM client of a request's endpoint, or why there is none.
     pub(super) fn em_client(&self, row: &RequestRow) -> Result<&Arc<EmClient>, ErrorInfo> {
-        lookup(&self.em, row, "Enterprise Manager", "REAPER_EM_URL")
+        em_client_of(&self.em, &row.endpoint)
     }
 }
 
-/// The client of `row`'s endpoint among those of one system, or an `unsupported` error
-/// saying that the system has no endpoint configured, or none of that name.
+/// The client of the EM endpoint named `endpoint`, or an `unsupported` error saying that no
+/// EM endpoint is configured, or none of that name.
+pub fn em_client_of<'a>(
+    clients: &'a HashMap<String, Arc<EmClient>>,
+    endpoint: &str,
+) -> Result<&'a Arc<EmClient>, ErrorInfo> {
+    lookup(clients, endpoint, "Enterprise Manager", "REAPER_EM_URL")
+}
+
+/// The client of the DCS endpoint named `endpoint`, or an `unsupported` error saying that no
+/// DCS endpoint is configured, or none of that name.
+pub fn dcs_client_of<'a>(
+    clients: &'a HashMap<String, Arc<DcsClient>>,
+    endpoint: &str,
+) -> Result<&'a Arc<DcsClient>, ErrorInfo> {
+    lookup(clients, endpoint, "Huawei DCS", "REAPER_DCS_URL")
+}
+
+/// The client of `endpoint` among those of one system, or an `unsupported` error saying
+/// that the system has no endpoint configured, or none of that name.
 fn lookup<'a, C>(
     clients: &'a HashMap<String, Arc<C>>,
-    row: &RequestRow,
+    endpoint: &str,
     system: &str,
     url_key: &str,
 ) -> Result<&'a Arc<C>, ErrorInfo> {
-    clients.get(&row.endpoint).ok_or_else(|| {
+    clients.get(endpoint).ok_or_else(|| {
         unsupported(if clients.is_empty() {
             format!("no {system} endpoint is configured (set {url_key})")
         } else {
-            format!("unknown endpoint `{}`", row.endpoint)
+            format!("unknown endpoint `{endpoint}`")
         })
     })
 }

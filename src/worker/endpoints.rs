@@ -10,6 +10,7 @@ use crate::event::{EndpointData, EndpointEvent};
 use crate::health::{self, EndpointHealth, Transition};
 use crate::ledger::{Ledger, NewEvent, now_ms};
 use crate::limit::Limiter;
+use crate::request::{DeleteRequest, System};
 use crate::retry::Backoff;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -90,6 +91,26 @@ impl Endpoints {
             }
         }
     }
+}
+
+/// The name of the configured endpoint of `system` (`em` / `dcs` when none is configured):
+/// where a request that names no `endpoint` goes.
+pub fn default_endpoint(cfg: &Config, system: System) -> String {
+    let name = match system {
+        System::Em => cfg.em.as_ref().map(|e| &e.name),
+        System::Dcs => cfg.dcs.as_ref().map(|d| &d.name),
+    };
+    name.cloned().unwrap_or_else(|| match system {
+        System::Em => "em".into(),
+        System::Dcs => "dcs".into(),
+    })
+}
+
+/// The endpoint `req` goes to: its own `endpoint`, else the configured one of its system.
+pub fn endpoint_of(cfg: &Config, req: &DeleteRequest) -> String {
+    req.endpoint
+        .clone()
+        .unwrap_or_else(|| default_endpoint(cfg, req.target.system()))
 }
 
 /// Writes each change of an endpoint's health to the outbox as an `endpoint.*` event and wakes

@@ -10,7 +10,7 @@
 mod broker_link;
 mod endpoints;
 
-pub use endpoints::{Endpoints, endpoint_event};
+pub use endpoints::{Endpoints, default_endpoint, endpoint_event, endpoint_of};
 
 use crate::broker::{intake::IntakeCtx, publisher::Publisher};
 use crate::config::Config;
@@ -19,6 +19,7 @@ use crate::guard::Protection;
 use crate::ledger::Ledger;
 use crate::ledger::PauseScope;
 use crate::metrics::Health;
+use crate::request::System;
 use crate::retry::Backoff;
 use broker_link::BrokerLink;
 use std::sync::Arc;
@@ -148,15 +149,14 @@ async fn run_engine(engine: &Arc<Engine>, ledger: &Ledger, shutdown: &Cancellati
 }
 
 fn intake(cfg: &Config, ledger: &Ledger, engine: &Engine, outbox_wake: &Arc<Notify>) -> IntakeCtx {
-    let name = |n: Option<&String>, default: &str| n.cloned().unwrap_or_else(|| default.into());
     IntakeCtx {
         ledger: ledger.clone(),
         queue: cfg.topology.request_queue.clone(),
         prefetch: cfg.prefetch,
         backlog_limit: cfg.backlog_limit,
         worker_name: cfg.worker_name.clone(),
-        em_endpoint: name(cfg.em.as_ref().map(|e| &e.name), "em"),
-        dcs_endpoint: name(cfg.dcs.as_ref().map(|d| &d.name), "dcs"),
+        em_endpoint: default_endpoint(cfg, System::Em),
+        dcs_endpoint: default_endpoint(cfg, System::Dcs),
         engine_wake: Arc::clone(&engine.wake),
         outbox_wake: Arc::clone(outbox_wake),
     }

@@ -18,6 +18,7 @@ mod guard_rails;
 mod limits;
 mod outbox;
 mod pipeline;
+mod plan;
 mod sim_dcs;
 mod sim_em;
 mod sim_em_reads;
