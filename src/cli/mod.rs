@@ -4,7 +4,7 @@
 mod bench;
 mod demo;
 mod enqueue;
-mod harness;
+pub mod harness;
 mod ops;
 
 use crate::config::Config;
