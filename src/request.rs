@@ -25,6 +25,12 @@ pub struct Rejection {
     pub reason: String,
 }
 
+impl Rejection {
+    fn new(request_id: Option<RequestId>, reason: String) -> Self {
+        Rejection { request_id, reason }
+    }
+}
+
 /// What to delete. Serialises back to the wire shape (`{"type": "em.job", "job_id": …}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
@@ -227,57 +233,67 @@ fn label(name: &str, v: Option<String>) -> Result<Option<String>, String> {
     }
 }
 
+/// The body's `request_id` (a string), else the message_id property's. An id given twice
+/// cannot be read: which one would it be?
+fn read_request_id(
+    value: &serde_json::Value,
+    duplicates: &[String],
+    fallback: Option<RequestId>,
+) -> Result<Option<RequestId>, Rejection> {
+    match value.get("request_id") {
+        _ if duplicates.iter().any(|d| d == "request_id") => Ok(None),
+        Some(serde_json::Value::String(s)) => RequestId::parse(s)
+            .map(Some)
+            .map_err(|e| Rejection::new(None, e)),
+        Some(serde_json::Value::Null) | None => Ok(fallback),
+        Some(_) => Err(Rejection::new(None, "`request_id` must be a string".into())),
+    }
+}
+
+/// Refuses a body with a key given twice at any level (`duplicates` names them).
+fn refuse_duplicates(duplicates: &[String]) -> Result<(), String> {
+    let Some(first) = duplicates.first() else {
+        return Ok(());
+    };
+    let more = match duplicates.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    Err(format!(
+        "the key `{}` appears more than once{more}: an ambiguous body is refused",
+        printable(first)
+    ))
+}
+
 impl DeleteRequest {
     /// Decodes and validates a message body. `message_id` is the AMQP property, used as the
     /// request id when the body has none.
     pub fn decode(body: &[u8], message_id: Option<&str>) -> Result<Self, Rejection> {
         let fallback_id = message_id.and_then(|m| RequestId::parse(m).ok());
-        let reject =
-            |request_id: Option<RequestId>, reason: String| Rejection { request_id, reason };
         if body.len() > MAX_BODY_BYTES {
-            return Err(reject(
-                fallback_id,
-                format!(
-                    "body is {} bytes, over the {MAX_BODY_BYTES} limit",
-                    body.len()
-                ),
-            ));
+            let reason = format!(
+                "body is {} bytes, over the {MAX_BODY_BYTES} limit",
+                body.len()
+            );
+            return Err(Rejection::new(fallback_id, reason));
         }
         let strict::Parsed { value, duplicates } = strict::parse(body)
-            .map_err(|e| reject(fallback_id.clone(), format!("body is not JSON: {e}")))?;
-        // Read the id first, so that every later rejection can name it. An id given twice
-        // cannot be read: which one would it be?
-        let body_id = value.get("request_id");
-        let request_id = match body_id {
-            _ if duplicates.iter().any(|d| d == "request_id") => None,
-            Some(serde_json::Value::String(s)) => {
-                RequestId::parse(s).map_err(|e| reject(None, e)).map(Some)?
-            }
-            Some(serde_json::Value::Null) | None => fallback_id,
-            Some(_) => return Err(reject(None, "`request_id` must be a string".into())),
-        };
-        if let Some(first) = duplicates.first() {
-            let more = match duplicates.len() {
-                1 => String::new(),
-                n => format!(" (and {} more)", n - 1),
-            };
-            return Err(reject(
-                request_id,
-                format!(
-                    "the key `{}` appears more than once{more}: an ambiguous body is refused",
-                    printable(first)
-                ),
-            ));
-        }
+            .map_err(|e| Rejection::new(fallback_id.clone(), format!("body is not JSON: {e}")))?;
+        // Read the id first, so that every later rejection can name it.
+        let request_id = read_request_id(&value, &duplicates, fallback_id)?;
+        refuse_duplicates(&duplicates).map_err(|r| Rejection::new(request_id.clone(), r))?;
         let wire: RequestWire = serde_json::from_value(value)
-            .map_err(|e| reject(request_id.clone(), format!("bad request schema: {e}")))?;
+            .map_err(|e| Rejection::new(request_id.clone(), format!("bad request schema: {e}")))?;
         let request_id = request_id.ok_or_else(|| {
-            reject(
-                None,
-                "no `request_id` in the body and no message_id property".into(),
-            )
+            let reason = "no `request_id` in the body and no message_id property";
+            Rejection::new(None, reason.into())
         })?;
-        let fail = |reason: String| reject(Some(request_id.clone()), reason);
+        Self::validate(request_id, wire)
+    }
+
+    /// Validates the fields of a request whose id is known (every rejection names it).
+    fn validate(request_id: RequestId, wire: RequestWire) -> Result<Self, Rejection> {
+        let fail = |reason: String| Rejection::new(Some(request_id.clone()), reason);
         let target = Target::from_wire(&wire.target).map_err(fail)?;
         let not_after = wire
             .not_after

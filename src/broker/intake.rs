@@ -8,12 +8,12 @@ use crate::ledger::{Intake, Ledger, NewEvent, now_ms};
 use crate::request::{DeleteRequest, Rejection, System};
 use crate::retry::Backoff;
 use futures_util::{FutureExt, StreamExt};
-use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -50,6 +50,34 @@ pub fn invalid_event(
     body: &[u8],
 ) -> NewEvent {
     NewEvent::of_request(&CloudEvent::invalid(worker, request_id, reason, body))
+}
+
+/// What a batch's recorded requests call for once its dispositions are known.
+#[derive(Default)]
+struct BatchEffects {
+    /// `invalid` events to write (rejected messages, conflicting duplicates).
+    events: Vec<NewEvent>,
+    /// A new request was accepted: the engine has work.
+    new: bool,
+    /// A duplicate made the ledger publish an event again.
+    republished: bool,
+}
+
+/// `first` and whatever else the broker has already sent, up to `most` deliveries in all
+/// (they are recorded in one transaction).
+fn take_ready(
+    first: Delivery,
+    consumer: &mut Consumer,
+    most: u64,
+) -> anyhow::Result<Vec<Delivery>> {
+    let mut batch = vec![first];
+    while (batch.len() as u64) < most {
+        match consumer.next().now_or_never() {
+            Some(Some(d)) => batch.push(d?),
+            _ => break,
+        }
+    }
+    Ok(batch)
 }
 
 /// What intake decided about one message before touching the ledger.
@@ -112,52 +140,71 @@ impl IntakeCtx {
             })
             .collect();
         let mut intakes = self.ledger.accept_batch(&to_record, now).await?.into_iter();
-        let mut events = Vec::new();
+        let mut batch = BatchEffects::default();
         let mut dispositions = Vec::with_capacity(messages.len());
-        let (mut new, mut republished) = (false, false);
         for (decision, (body, _)) in decisions.into_iter().zip(messages) {
-            let disposition = match decision {
+            dispositions.push(match decision {
                 Decision::Reject(event) => {
-                    events.extend(event);
+                    batch.events.extend(event);
                     Disposition::DeadLetter
                 }
                 // `accept_batch` answers one intake per request, in order.
-                Decision::Record(req, _) => match intakes.next().ok_or_else(|| {
-                    anyhow::anyhow!("the ledger answered fewer intakes than requests")
-                })? {
-                    Intake::New => {
-                        new = true;
-                        Disposition::Ack
-                    }
-                    Intake::Duplicate { republished: again } => {
-                        tracing::info!(request_id = %req.request_id, republished = again, "duplicate request");
-                        republished |= again;
-                        Disposition::Ack
-                    }
-                    Intake::Conflict { existing_target } => {
-                        let reason = format!(
-                            "conflicting duplicate: request_id {} was already received with target {existing_target}",
-                            req.request_id
-                        );
-                        tracing::warn!(request_id = %req.request_id, "{reason}");
-                        let id = Some(req.request_id.as_str());
-                        events.push(invalid_event(&self.worker_name, id, &reason, body));
-                        Disposition::DeadLetter
-                    }
-                },
-            };
-            dispositions.push(disposition);
+                Decision::Record(req, _) => {
+                    let intake = intakes.next().ok_or_else(|| {
+                        anyhow::anyhow!("the ledger answered fewer intakes than requests")
+                    })?;
+                    self.dispose(&req, intake, body, &mut batch)
+                }
+            });
         }
-        if !events.is_empty() {
-            self.ledger.add_events(&events, now).await?;
+        self.finish_batch(batch, now).await?;
+        Ok(dispositions)
+    }
+
+    /// What the ledger's answer for one recorded request means for its delivery.
+    fn dispose(
+        &self,
+        req: &DeleteRequest,
+        intake: Intake,
+        body: &[u8],
+        batch: &mut BatchEffects,
+    ) -> Disposition {
+        match intake {
+            Intake::New => {
+                batch.new = true;
+                Disposition::Ack
+            }
+            Intake::Duplicate { republished } => {
+                tracing::info!(request_id = %req.request_id, republished, "duplicate request");
+                batch.republished |= republished;
+                Disposition::Ack
+            }
+            Intake::Conflict { existing_target } => {
+                let reason = format!(
+                    "conflicting duplicate: request_id {} was already received with target {existing_target}",
+                    req.request_id
+                );
+                tracing::warn!(request_id = %req.request_id, "{reason}");
+                let id = Some(req.request_id.as_str());
+                let event = invalid_event(&self.worker_name, id, &reason, body);
+                batch.events.push(event);
+                Disposition::DeadLetter
+            }
         }
-        if new {
+    }
+
+    /// Writes a batch's events and wakes the engine and the publisher when they have work.
+    async fn finish_batch(&self, batch: BatchEffects, now: i64) -> anyhow::Result<()> {
+        if !batch.events.is_empty() {
+            self.ledger.add_events(&batch.events, now).await?;
+        }
+        if batch.new {
             self.engine_wake.notify_one();
         }
-        if republished || !events.is_empty() {
+        if batch.republished || !batch.events.is_empty() {
             self.outbox_wake.notify_one();
         }
-        Ok(dispositions)
+        Ok(())
     }
 
     /// Consumes until cancelled. Returns an error when the channel fails (the caller
@@ -190,60 +237,8 @@ impl IntakeCtx {
                 )
                 .await?;
             tracing::info!(queue = %self.queue, "consuming requests");
-            // Only intake adds to the backlog, so the last count plus the deliveries since is
-            // an upper bound on it: the ledger is counted again only when that bound reaches
-            // the limit, not for every delivery.
-            let mut counted = self.ledger.backlog().await?;
-            let mut since = 0u64;
-            let paused = loop {
-                let next = tokio::select! {
-                    _ = cancel.cancelled() => break false,
-                    next = consumer.next() => next,
-                };
-                let delivery = match next {
-                    None => anyhow::bail!("the broker closed the request consumer"),
-                    Some(d) => d?,
-                };
-                // Whatever else the broker has already sent goes into the same transaction.
-                // It never takes more than the room left under the backlog bound.
-                let mut batch = vec![delivery];
-                let room = match self.backlog_limit {
-                    0 => u64::from(self.prefetch),
-                    limit => limit.saturating_sub(counted + since).max(1),
-                };
-                let most = room.min(u64::from(self.prefetch)) as usize;
-                while batch.len() < most {
-                    match consumer.next().now_or_never() {
-                        Some(Some(d)) => batch.push(d?),
-                        _ => break,
-                    }
-                }
-                since += batch.len() as u64;
-                self.settle(batch, &cancel).await?;
-                if self.backlog_limit > 0 && counted + since >= self.backlog_limit {
-                    counted = self.ledger.backlog().await?;
-                    since = 0;
-                    if counted >= self.backlog_limit {
-                        break true;
-                    }
-                }
-            };
-            // Stop the flow, then record what the broker had already sent (at most the
-            // prefetch): nothing stays held unacked while paused, nothing is nacked.
-            ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-                .await?;
-            let drain = async {
-                while let Some(d) = consumer.next().await {
-                    self.settle(vec![d?], &cancel).await?;
-                }
-                anyhow::Ok(())
-            };
-            match tokio::time::timeout(Duration::from_secs(10), drain).await {
-                Ok(result) => result?,
-                Err(_) => tracing::warn!(
-                    "the consumer did not end after cancel; held deliveries return on reconnect"
-                ),
-            }
+            let paused = self.flow(&mut consumer, &cancel).await?;
+            self.stop_consuming(ch, &tag, consumer, &cancel).await?;
             if !paused {
                 return Ok(());
             }
@@ -251,6 +246,73 @@ impl IntakeCtx {
                 limit = self.backlog_limit,
                 "backlog bound reached: intake paused"
             );
+        }
+    }
+
+    /// Records deliveries until cancelled (`false`) or until the backlog reaches its bound
+    /// (`true`: intake pauses).
+    async fn flow(
+        &self,
+        consumer: &mut Consumer,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<bool> {
+        // Only intake adds to the backlog, so the last count plus the deliveries since is an
+        // upper bound on it: the ledger is counted again only when that bound reaches the
+        // limit, not for every delivery.
+        let mut counted = self.ledger.backlog().await?;
+        let mut since = 0u64;
+        loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return Ok(false),
+                next = consumer.next() => next,
+            };
+            let first = match next {
+                None => anyhow::bail!("the broker closed the request consumer"),
+                Some(d) => d?,
+            };
+            // A batch never takes more than the room left under the backlog bound.
+            let room = match self.backlog_limit {
+                0 => u64::from(self.prefetch),
+                limit => limit.saturating_sub(counted + since).max(1),
+            };
+            let batch = take_ready(first, consumer, room.min(u64::from(self.prefetch)))?;
+            since += batch.len() as u64;
+            self.settle(batch, cancel).await?;
+            if self.backlog_limit > 0 && counted + since >= self.backlog_limit {
+                counted = self.ledger.backlog().await?;
+                since = 0;
+                if counted >= self.backlog_limit {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// Stops the flow, then records what the broker had already sent (at most the
+    /// prefetch): nothing stays held unacked while paused, nothing is nacked.
+    async fn stop_consuming(
+        &self,
+        ch: &Channel,
+        tag: &str,
+        mut consumer: Consumer,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        ch.basic_cancel(tag.into(), BasicCancelOptions::default())
+            .await?;
+        let drain = async {
+            while let Some(d) = consumer.next().await {
+                self.settle(vec![d?], cancel).await?;
+            }
+            anyhow::Ok(())
+        };
+        match tokio::time::timeout(Duration::from_secs(10), drain).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    "the consumer did not end after cancel; held deliveries return on reconnect"
+                );
+                Ok(())
+            }
         }
     }
 

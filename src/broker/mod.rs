@@ -27,34 +27,8 @@ fn long(s: &str) -> AMQPValue {
 /// Declares the topology, idempotently: the dead-letter exchange and queue, the request
 /// queue (quorum by default, dead-lettering to the DLX) and the events topic exchange.
 pub async fn declare(ch: &Channel, t: &Topology) -> anyhow::Result<()> {
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    let queue_opts = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    let queue_type = if t.quorum { "quorum" } else { "classic" };
-    ch.exchange_declare(
-        t.dead_letter_exchange.as_str().into(),
-        ExchangeKind::Fanout,
-        durable,
-        FieldTable::default(),
-    )
-    .await
-    .with_context(|| format!("declaring exchange {}", t.dead_letter_exchange))?;
-    let mut dead_args = FieldTable::default();
-    dead_args.insert("x-queue-type".into(), long(queue_type));
-    if let Some(d) = t.expires {
-        dead_args.insert(
-            "x-expires".into(),
-            AMQPValue::LongLongInt(d.as_millis() as i64),
-        );
-    }
-    ch.queue_declare(t.dead_letter_queue.as_str().into(), queue_opts, dead_args)
-        .await
-        .with_context(|| format!("declaring queue {}", t.dead_letter_queue))?;
+    declare_exchange(ch, &t.dead_letter_exchange, ExchangeKind::Fanout).await?;
+    declare_queue(ch, &t.dead_letter_queue, queue_args(t, None), "").await?;
     ch.queue_bind(
         t.dead_letter_queue.as_str().into(),
         t.dead_letter_exchange.as_str().into(),
@@ -69,34 +43,55 @@ pub async fn declare(ch: &Channel, t: &Topology) -> anyhow::Result<()> {
             t.dead_letter_queue, t.dead_letter_exchange
         )
     })?;
+    let requests = queue_args(t, Some(&t.dead_letter_exchange));
+    let hint = " (if it exists with other arguments, set REAPER_QUEUE_TYPE to match)";
+    declare_queue(ch, &t.request_queue, requests, hint).await?;
+    declare_exchange(ch, &t.events_exchange, ExchangeKind::Topic).await
+}
+
+/// The arguments of one of the topology's queues: its type, where it dead-letters (if
+/// anywhere), and its expiry (temporary topologies only).
+fn queue_args(t: &Topology, dead_letter_exchange: Option<&str>) -> FieldTable {
     let mut args = FieldTable::default();
+    let queue_type = if t.quorum { "quorum" } else { "classic" };
     args.insert("x-queue-type".into(), long(queue_type));
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        long(&t.dead_letter_exchange),
-    );
+    if let Some(dlx) = dead_letter_exchange {
+        args.insert("x-dead-letter-exchange".into(), long(dlx));
+    }
     if let Some(d) = t.expires {
         args.insert(
             "x-expires".into(),
             AMQPValue::LongLongInt(d.as_millis() as i64),
         );
     }
-    ch.queue_declare(t.request_queue.as_str().into(), queue_opts, args)
+    args
+}
+
+/// Declares a durable exchange.
+async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) -> anyhow::Result<()> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(name.into(), kind, durable, FieldTable::default())
         .await
-        .with_context(|| {
-            format!(
-                "declaring queue {} (if it exists with other arguments, set REAPER_QUEUE_TYPE to match)",
-                t.request_queue
-            )
-        })?;
-    ch.exchange_declare(
-        t.events_exchange.as_str().into(),
-        ExchangeKind::Topic,
-        durable,
-        FieldTable::default(),
-    )
-    .await
-    .with_context(|| format!("declaring exchange {}", t.events_exchange))?;
+        .with_context(|| format!("declaring exchange {name}"))
+}
+
+/// Declares a durable queue; `hint` ends the error message.
+async fn declare_queue(
+    ch: &Channel,
+    name: &str,
+    args: FieldTable,
+    hint: &str,
+) -> anyhow::Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name.into(), durable, args)
+        .await
+        .with_context(|| format!("declaring queue {name}{hint}"))?;
     Ok(())
 }
 

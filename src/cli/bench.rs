@@ -126,32 +126,14 @@ async fn memory(base: &Config, n: usize) -> anyhow::Result<()> {
         ..Default::default()
     };
     let mut h = Harness::start(base.clone(), spec(sim, UNLIMITED, base)).await?;
-    let ledger = crate::ledger::Ledger::open(&h.cfg.ledger).await?;
+    let ledger = h.ledger().await?;
     let (_, rss_before) = memory_mib();
     let started = Instant::now();
     h.publish(&sample_batch(n, "bench-memory")).await?;
     let published = started.elapsed().as_secs_f64();
-    loop {
-        let polling: i64 = ledger
-            .counts()
-            .await?
-            .iter()
-            .filter(|c| c.state == "polling")
-            .map(|c| c.count)
-            .sum();
-        if polling as usize >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let in_flight_after = started.elapsed().as_secs_f64();
-    let (cpu0, calls0, t0) = (cpu_seconds(), h.sim.stats().total_calls, Instant::now());
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let (cpu1, calls1, window) = (
-        cpu_seconds(),
-        h.sim.stats().total_calls,
-        t0.elapsed().as_secs_f64(),
-    );
+    wait_until_polling(&ledger, n).await?;
+    let all_polling = started.elapsed().as_secs_f64();
+    let polls = measure_polls(&h).await;
     let (peak, rss) = memory_mib();
     let db = std::fs::metadata(&h.cfg.ledger)
         .map(|m| m.len())
@@ -161,25 +143,60 @@ async fn memory(base: &Config, n: usize) -> anyhow::Result<()> {
     ledger.close().await;
     h.stop().await;
     println!("memory: {n} tasks in flight (each Running for 1 h), polled from the ledger");
-    println!(
-        "  published           {n} in {published:.1} s; all polling after {in_flight_after:.1} s"
-    );
+    println!("  published           {n} in {published:.1} s; all polling after {all_polling:.1} s");
     println!(
         "  resident memory     {rss:.0} MiB now, {peak:.0} MiB peak, {rss_before:.0} MiB before (whole process: worker + simulator + broker client)"
     );
     println!("  ledger file         {db:.0} MiB");
-    println!(
-        "  while they poll     {:.0} polls/s at {:.0}% of one core over {window:.0} s",
-        (calls1 - calls0) as f64 / window,
-        100.0 * (cpu1 - cpu0) / window
-    );
-    println!(
-        "  after a crash       a new request answered in {:.2} s; {} EM calls in the first second, {} in the first 5 s (verifications spread, not fired at once)",
-        restart.answered.as_secs_f64(),
-        restart.calls_1s,
-        restart.calls_5s
-    );
+    polls.print();
+    restart.print();
     Ok(())
+}
+
+/// Waits until `n` requests of the ledger are polling.
+async fn wait_until_polling(ledger: &crate::ledger::Ledger, n: usize) -> anyhow::Result<()> {
+    loop {
+        let polling: i64 = ledger
+            .counts()
+            .await?
+            .iter()
+            .filter(|c| c.state == "polling")
+            .map(|c| c.count)
+            .sum();
+        if polling as usize >= n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Polls sent and CPU used over a window while every task is polled.
+struct Polls {
+    per_second: f64,
+    cpu_percent: f64,
+    window: f64,
+}
+
+/// Measures the polls over 10 s.
+async fn measure_polls(h: &Harness) -> Polls {
+    let (cpu0, calls0, t0) = (cpu_seconds(), h.sim.stats().total_calls, Instant::now());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (cpu1, calls1) = (cpu_seconds(), h.sim.stats().total_calls);
+    let window = t0.elapsed().as_secs_f64();
+    Polls {
+        per_second: (calls1 - calls0) as f64 / window,
+        cpu_percent: 100.0 * (cpu1 - cpu0) / window,
+        window,
+    }
+}
+
+impl Polls {
+    fn print(&self) {
+        println!(
+            "  while they poll     {:.0} polls/s at {:.0}% of one core over {:.0} s",
+            self.per_second, self.cpu_percent, self.window
+        );
+    }
 }
 
 /// What a crash and restart with many tasks in flight looks like.
@@ -188,6 +205,17 @@ struct Restart {
     answered: Duration,
     calls_1s: u64,
     calls_5s: u64,
+}
+
+impl Restart {
+    fn print(&self) {
+        println!(
+            "  after a crash       a new request answered in {:.2} s; {} EM calls in the first second, {} in the first 5 s (verifications spread, not fired at once)",
+            self.answered.as_secs_f64(),
+            self.calls_1s,
+            self.calls_5s
+        );
+    }
 }
 
 /// Crashes the worker (as kill -9 would), restarts it, publishes one new request at once and

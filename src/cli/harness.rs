@@ -1,18 +1,119 @@
-//! An in-process world for `reaper demo` and `reaper bench`: the simulator on a free port, a
-//! worker with a temporary ledger and randomly named queues on the configured RabbitMQ, and a
-//! watcher on the events. Never touches a real deployment's queues.
+//! In-process worlds, built one way for `reaper demo`, `reaper bench` and the integration
+//! tests: a [`Sandbox`] is the simulator on a free port, a temporary ledger, randomly named
+//! queues on the configured RabbitMQ and a `Config` pointing a worker at them; a [`Harness`]
+//! is a sandbox with a worker running and a watcher on its events. Never touches a real
+//! deployment's queues.
 
 use crate::broker::client::{EventWatcher, RequestPublisher};
 use crate::config::{Config, EmSettings, Secret, Topology};
 use crate::em::codec::Format;
 use crate::http::HttpSettings;
+use crate::ledger::Ledger;
 use crate::limit::Budget;
 use crate::request::RequestWire;
 use crate::sim::{SimConfig, SimHandle};
-use std::path::PathBuf;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// What differs between sandboxes.
+pub struct SandboxSpec {
+    /// `demo`, `bench`, `test`: names the queues (`reaper.NAME.<random>.…`), the temporary
+    /// directory and the worker.
+    pub name: &'static str,
+    pub sim: SimConfig,
+    /// How the worker talks to the simulated EM.
+    pub format: Format,
+    pub budget: Budget,
+    /// Quorum queues, as in production, or classic ones (quicker to declare).
+    pub quorum: bool,
+}
+
+/// A world of its own: the simulator on a free port of 127.0.0.1, a temporary directory for
+/// the ledger (removed when dropped), randomly named queues and exchanges (declared; they
+/// expire 10 minutes after their last use should a run die before its clean-up), a broker
+/// connection, and a `Config` that points a worker at all of it.
+pub struct Sandbox {
+    pub sim: SimHandle,
+    pub cfg: Config,
+    pub conn: lapin::Connection,
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Builds it. `base` supplies the broker URL and every setting the sandbox does not set
+    /// (it sets the topology, the ledger, the worker's name, the EM endpoint and a 5 s grace).
+    pub async fn start(base: Config, spec: SandboxSpec) -> anyhow::Result<Self> {
+        let sim = crate::sim::spawn(spec.sim, "127.0.0.1:0".parse()?).await?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("reaper-{}-", spec.name))
+            .tempdir()?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let cfg = Config {
+            topology: Topology {
+                quorum: spec.quorum,
+                expires: Some(Duration::from_secs(600)),
+                ..Topology::with_prefix(&format!("reaper.{}.{}", spec.name, &id[..12]))
+            },
+            ledger: dir.path().join("ledger.db"),
+            worker_name: spec.name.into(),
+            em: Some(em_settings(&sim, spec.format, spec.budget)),
+            shutdown_grace: Duration::from_secs(5),
+            ..base
+        };
+        let client_name = format!("reaper/{}-client", spec.name);
+        let conn = crate::broker::connect(cfg.amqp_url.expose(), &client_name).await?;
+        let setup = conn.create_channel().await?;
+        crate::broker::declare(&setup, &cfg.topology).await?;
+        let _ = setup.close(200, "declared".into()).await;
+        Ok(Sandbox {
+            sim,
+            cfg,
+            conn,
+            dir,
+        })
+    }
+
+    /// A publisher of requests to the sandbox's queue (with confirms).
+    pub async fn publisher(&self) -> anyhow::Result<RequestPublisher> {
+        RequestPublisher::new(&self.conn, &self.cfg.topology).await
+    }
+
+    /// A watcher of every event the sandbox's worker publishes.
+    pub async fn watcher(&self) -> anyhow::Result<EventWatcher> {
+        EventWatcher::new(&self.conn, &self.cfg.topology).await
+    }
+
+    /// A handle on the ledger file (WAL allows readers beside the worker).
+    pub async fn ledger(&self) -> anyhow::Result<Ledger> {
+        Ledger::open(&self.cfg.ledger).await
+    }
+
+    /// Deletes the queues and exchanges, closes the connection, stops the simulator and
+    /// removes the directory.
+    pub async fn cleanup(self) {
+        if let Ok(ch) = self.conn.create_channel().await {
+            crate::broker::cleanup_topology(&ch, &self.cfg.topology).await;
+            let _ = ch.close(200, "cleaned up".into()).await;
+        }
+        let _ = self.conn.close(200, "done".into()).await;
+        self.sim.shutdown().await;
+    }
+}
+
+/// The simulator's EM endpoint as a worker sees it (the simulator's default credentials).
+pub fn em_settings(sim: &SimHandle, format: Format, budget: Budget) -> EmSettings {
+    EmSettings {
+        name: "em".into(),
+        url: sim.base_url(),
+        username: "reaper".into(),
+        password: Secret::new("reaper").into(),
+        format,
+        http: HttpSettings::default(),
+        budget,
+    }
+}
 
 /// What differs between a demo and a benchmark run.
 pub struct HarnessSpec {
@@ -25,67 +126,50 @@ pub struct HarnessSpec {
     pub backlog_limit: u64,
 }
 
-/// A running simulator + worker + event watcher.
+/// A running simulator + worker + event watcher (the sandbox's fields are reached through it).
 pub struct Harness {
-    pub sim: SimHandle,
-    pub cfg: Config,
-    pub conn: lapin::Connection,
+    world: Sandbox,
     pub events: EventWatcher,
-    dir: PathBuf,
     cancel: CancellationToken,
     worker: JoinHandle<anyhow::Result<()>>,
 }
 
+impl Deref for Harness {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        &self.world
+    }
+}
+
+impl DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut Sandbox {
+        &mut self.world
+    }
+}
+
 impl Harness {
-    /// Starts everything; `base` supplies the broker URL and the defaults.
+    /// Starts everything on classic queues; `base` supplies the broker URL and the defaults.
     pub async fn start(base: Config, spec: HarnessSpec) -> anyhow::Result<Self> {
-        let sim = crate::sim::spawn(spec.sim, "127.0.0.1:0".parse()?).await?;
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let dir = std::env::temp_dir().join(format!("reaper-{}-{}", spec.name, &id[..8]));
-        std::fs::create_dir_all(&dir)?;
-        let cfg = Config {
-            topology: Topology {
-                quorum: false,
-                expires: Some(Duration::from_secs(600)),
-                ..Topology::with_prefix(&format!("reaper.{}.{}", spec.name, &id[..8]))
-            },
-            ledger: dir.join("ledger.db"),
-            worker_name: spec.name.into(),
-            em: Some(EmSettings {
-                name: "em".into(),
-                url: sim.base_url(),
-                username: "reaper".into(),
-                password: Secret::new("reaper").into(),
-                format: spec.format,
-                http: HttpSettings::default(),
-                budget: spec.budget,
-            }),
+        let base = Config {
             poll: spec.poll,
             engine_concurrency: spec.engine_concurrency,
             backlog_limit: spec.backlog_limit,
-            shutdown_grace: Duration::from_secs(5),
             ..base
         };
-        let conn = crate::broker::connect(
-            cfg.amqp_url.expose(),
-            &format!("reaper/{}-client", spec.name),
-        )
-        .await?;
-        let setup = conn.create_channel().await?;
-        crate::broker::declare(&setup, &cfg.topology).await?;
-        let events = EventWatcher::new(&conn, &cfg.topology).await?;
+        let sandbox = SandboxSpec {
+            name: spec.name,
+            sim: spec.sim,
+            format: spec.format,
+            budget: spec.budget,
+            quorum: false,
+        };
+        let world = Sandbox::start(base, sandbox).await?;
+        let events = world.watcher().await?;
         let cancel = CancellationToken::new();
-        let worker = tokio::spawn(crate::worker::run(
-            cfg.clone(),
-            cancel.clone(),
-            Default::default(),
-        ));
+        let worker = spawn_worker(&world.cfg, &cancel);
         Ok(Harness {
-            sim,
-            cfg,
-            conn,
+            world,
             events,
-            dir,
             cancel,
             worker,
         })
@@ -96,16 +180,12 @@ impl Harness {
     pub async fn crash_and_restart(&mut self) {
         self.worker.abort();
         let _ = (&mut self.worker).await;
-        self.worker = tokio::spawn(crate::worker::run(
-            self.cfg.clone(),
-            self.cancel.clone(),
-            Default::default(),
-        ));
+        self.worker = spawn_worker(&self.world.cfg, &self.cancel);
     }
 
     /// Publishes requests with confirms, in chunks.
     pub async fn publish(&self, requests: &[RequestWire]) -> anyhow::Result<()> {
-        let publisher = RequestPublisher::new(&self.conn, &self.cfg.topology).await?;
+        let publisher = self.world.publisher().await?;
         for chunk in requests.chunks(1000) {
             publisher.publish_all(chunk).await?;
         }
@@ -119,14 +199,16 @@ impl Harness {
             tracing::warn!(error = format!("{e:#}"), "the worker stopped with an error");
         }
         self.events.close().await;
-        if let Ok(ch) = self.conn.create_channel().await {
-            crate::broker::cleanup_topology(&ch, &self.cfg.topology).await;
-            let _ = ch.close(200, "cleaned up".into()).await;
-        }
-        let _ = self.conn.close(200, "done".into()).await;
-        self.sim.shutdown().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.world.cleanup().await;
     }
+}
+
+fn spawn_worker(cfg: &Config, cancel: &CancellationToken) -> JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(crate::worker::run(
+        cfg.clone(),
+        cancel.clone(),
+        Default::default(),
+    ))
 }
 
 /// A sample batch of `count` job deletions with random GUIDs.

@@ -5,7 +5,7 @@ mod bench;
 mod controls;
 mod demo;
 mod enqueue;
-mod harness;
+pub mod harness;
 mod ops;
 mod plan;
 

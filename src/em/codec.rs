@@ -145,65 +145,68 @@ pub fn decode_task(format: Format, body: &str) -> Result<Task, CodecError> {
     match format {
         Format::Json => {
             let t: JsonTask = serde_json::from_str(body).map_err(|e| CodecError::new("Task", e))?;
-            Ok(Task {
-                task_id: path_id("Task", "TaskId", t.task_id)?,
-                state: TaskState::parse(&t.state),
-                operation: t.operation,
-                result: t.result.map(|r| TaskResult {
-                    success: r.success,
-                    message: r.message.unwrap_or_default(),
-                }),
-                href: t.href,
-                links: t
-                    .links
-                    .into_iter()
-                    .map(|l| Link {
-                        rel: l.rel,
-                        href: l.href,
-                        kind: l.kind,
-                    })
-                    .collect(),
-            })
+            task_from_json(t)
         }
-        Format::Xml => {
-            let root = parse_xml(body, "Task")?;
-            if root.name != "Task" {
-                return Err(CodecError::new(
-                    "Task",
-                    format!("root element is <{}>", root.name),
-                ));
-            }
-            let task_id = root
-                .child_text("TaskId")
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| CodecError::new("Task", "missing <TaskId>"))?;
-            let task_id = path_id("Task", "TaskId", task_id)?;
-            let state = root
-                .child_text("State")
-                .ok_or_else(|| CodecError::new("Task", "missing <State>"))?;
-            let result = match root.child("Result") {
-                None => None,
-                Some(r) => {
-                    let success = r
-                        .attr("Success")
-                        .and_then(parse_bool)
-                        .ok_or_else(|| CodecError::new("Task", "Result without Success"))?;
-                    Some(TaskResult {
-                        success,
-                        message: r.child_text("Message").unwrap_or_default(),
-                    })
-                }
-            };
-            Ok(Task {
-                task_id,
-                state: TaskState::parse(&state),
-                operation: root.child_text("Operation").unwrap_or_default(),
-                result,
-                href: root.attr("Href").map(str::to_string),
-                links: xml_links(&root),
-            })
-        }
+        Format::Xml => task_from_xml(&parse_xml(body, "Task")?),
     }
+}
+
+fn task_from_json(t: JsonTask) -> Result<Task, CodecError> {
+    Ok(Task {
+        task_id: path_id("Task", "TaskId", t.task_id)?,
+        state: TaskState::parse(&t.state),
+        operation: t.operation,
+        result: t.result.map(|r| TaskResult {
+            success: r.success,
+            message: r.message.unwrap_or_default(),
+        }),
+        href: t.href,
+        links: t
+            .links
+            .into_iter()
+            .map(|l| Link {
+                rel: l.rel,
+                href: l.href,
+                kind: l.kind,
+            })
+            .collect(),
+    })
+}
+
+fn task_from_xml(root: &xml::Node) -> Result<Task, CodecError> {
+    if root.name != "Task" {
+        return Err(CodecError::new(
+            "Task",
+            format!("root element is <{}>", root.name),
+        ));
+    }
+    let task_id = root
+        .child_text("TaskId")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CodecError::new("Task", "missing <TaskId>"))?;
+    let state = root
+        .child_text("State")
+        .ok_or_else(|| CodecError::new("Task", "missing <State>"))?;
+    Ok(Task {
+        task_id: path_id("Task", "TaskId", task_id)?,
+        state: TaskState::parse(&state),
+        operation: root.child_text("Operation").unwrap_or_default(),
+        result: root.child("Result").map(xml_result).transpose()?,
+        href: root.attr("Href").map(str::to_string),
+        links: xml_links(root),
+    })
+}
+
+/// A `<Result Success="…"><Message>…</Message></Result>` element.
+fn xml_result(r: &xml::Node) -> Result<TaskResult, CodecError> {
+    let success = r
+        .attr("Success")
+        .and_then(parse_bool)
+        .ok_or_else(|| CodecError::new("Task", "Result without Success"))?;
+    Ok(TaskResult {
+        success,
+        message: r.child_text("Message").unwrap_or_default(),
+    })
 }
 
 /// Encodes a `Task` exactly as EM answers it (XML shape of the seed pages, or EM's JSON).

@@ -74,17 +74,7 @@ pub async fn run(
         reporter_stop.clone(),
     )));
     let publisher_stop = CancellationToken::new();
-    let link = BrokerLink {
-        intake: intake(&cfg, &ledger, &engine, &outbox_wake),
-        publisher: Publisher {
-            ledger: ledger.clone(),
-            exchange: cfg.topology.events_exchange.clone(),
-            worker_name: cfg.worker_name.clone(),
-            wake: outbox_wake,
-        },
-        cfg: Arc::clone(&cfg),
-        health,
-    };
+    let link = broker_link(&cfg, &ledger, &engine, outbox_wake, health);
     let link = AbortOnDropHandle::new(tokio::spawn(
         link.run(shutdown.clone(), publisher_stop.clone()),
     ));
@@ -145,6 +135,27 @@ async fn run_engine(engine: &Arc<Engine>, ledger: &Ledger, shutdown: &Cancellati
         if let Err(e) = ledger.resume().await {
             tracing::error!(error = format!("{e:#}"), "releasing leases failed");
         }
+    }
+}
+
+/// The broker side of the worker: intake into the ledger, the outbox publisher.
+fn broker_link(
+    cfg: &Arc<Config>,
+    ledger: &Ledger,
+    engine: &Engine,
+    outbox_wake: Arc<Notify>,
+    health: Arc<Health>,
+) -> BrokerLink {
+    BrokerLink {
+        intake: intake(cfg, ledger, engine, &outbox_wake),
+        publisher: Publisher {
+            ledger: ledger.clone(),
+            exchange: cfg.topology.events_exchange.clone(),
+            worker_name: cfg.worker_name.clone(),
+            wake: outbox_wake,
+        },
+        cfg: Arc::clone(cfg),
+        health,
     }
 }
 

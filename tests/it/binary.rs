@@ -39,6 +39,14 @@ async fn get(url: &str) -> (u16, String) {
     }
 }
 
+/// Waits until `reaper run` answers `/readyz` with 200 on `metrics`.
+async fn wait_ready(metrics: &str) {
+    wait_until("/readyz answers 200", Duration::from_secs(30), || async {
+        get(&format!("http://{metrics}/readyz")).await.0 == 200
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secret() {
     let password = "s3cret-Pa55-word";
@@ -50,31 +58,12 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
     .await;
     let mut events = env.watcher().await;
     let metrics = format!("127.0.0.1:{}", free_port());
-    let t = &env.cfg.topology;
-    let child = reaper_bin()
-        .arg("run")
+    let child = reaper_run(&env, "em", &metrics)
         .env("RUST_LOG", "debug")
-        .env("REAPER_AMQP_URL", env.cfg.amqp_url.expose())
-        .env("REAPER_REQUEST_QUEUE", &t.request_queue)
-        .env("REAPER_DEAD_LETTER_QUEUE", &t.dead_letter_queue)
-        .env("REAPER_DEAD_LETTER_EXCHANGE", &t.dead_letter_exchange)
-        .env("REAPER_EVENTS_EXCHANGE", &t.events_exchange)
-        .env("REAPER_QUEUE_EXPIRES", "10m")
-        .env("REAPER_LEDGER", env.ledger_path())
-        .env("REAPER_EM_URL", env.sim.base_url())
-        .env("REAPER_EM_USERNAME", "reaper")
         .env("REAPER_EM_PASSWORD", password)
-        .env("REAPER_POLL_INITIAL", "100ms")
-        .env("REAPER_METRICS_ADDR", &metrics)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-
-    wait_until("/readyz answers 200", Duration::from_secs(30), || async {
-        get(&format!("http://{metrics}/readyz")).await.0 == 200
-    })
-    .await;
+    wait_ready(&metrics).await;
     assert_eq!(get(&format!("http://{metrics}/healthz")).await.0, 200);
     env.publisher()
         .await
@@ -102,6 +91,13 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}: {logs}", out.status);
     assert_eq!(env.sim.stats().logoffs, 1, "the EM session was logged off");
+    assert_debug_logs_without_secrets(&logs, password);
+    env.cleanup().await;
+}
+
+/// Debug logs of a run were captured, and neither the EM password nor the broker's
+/// credentials are in them; the plain-http EM URL is warned about once.
+fn assert_debug_logs_without_secrets(logs: &str, password: &str) {
     assert!(
         logs.contains("logged on to Enterprise Manager"),
         "debug logs were captured"
@@ -119,7 +115,6 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
         1,
         "a plain-http endpoint is warned about once, naming its key: {logs}"
     );
-    env.cleanup().await;
 }
 
 /// The forms a password could take in a log line: as text, and as the bytes of an AMQP frame
@@ -162,15 +157,7 @@ async fn trace_logs_never_carry_the_broker_password() {
         .unwrap();
     // The broker refuses the password; the worker retries with back-off meanwhile.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = stop_with_sigterm(child).await;
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(
         logs.contains("DEBUG") && logs.contains("lapin::"),
@@ -280,61 +267,53 @@ fn reaper_cmd(env: &TestEnv) -> Command {
     c
 }
 
-#[tokio::test]
-async fn enqueue_validates_every_line_first_then_publishes_with_confirms() {
-    let env = TestEnv::new(SimConfig::default()).await;
-    let dir = env.dir.path();
-    let good = dir.join("good.jsonl");
+/// Request files in `dir`: five good JSON lines, the first of them again with a bad line
+/// after it, and a CSV of two requests of batch `b1` (one naming its job by URN).
+fn request_files(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let [good, bad, csv] = ["good.jsonl", "bad.jsonl", "batch.csv"].map(|f| dir.join(f));
     let lines: Vec<String> = (0..5)
         .map(|i| serde_json::to_string(&job_request(&format!("enq-{i}"), &guid())).unwrap())
         .collect();
     std::fs::write(&good, lines.join("\n") + "\n").unwrap();
-    let bad = dir.join("bad.jsonl");
-    std::fs::write(
-        &bad,
-        format!(
-            "{}\n{{\"request_id\":\"x\",\"target\":{{\"type\":\"em.job\",\"job_id\":\"../x\"}}}}\n",
-            lines[0]
-        ),
-    )
-    .unwrap();
-    let csv = dir.join("batch.csv");
-    std::fs::write(
-        &csv,
-        format!("request_id,type,job_id,batch_id\ncsv-1,em.job,{},b1\ncsv-2,em.job,urn:veeam:Job:{},b1\n", guid(), guid()),
-    )
-    .unwrap();
-
-    let out = reaper_cmd(&env).arg("enqueue").arg(&bad).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let traversal = r#"{"request_id":"x","target":{"type":"em.job","job_id":"../x"}}"#;
+    std::fs::write(&bad, format!("{}\n{traversal}\n", lines[0])).unwrap();
+    let rows = format!(
+        "request_id,type,job_id,batch_id\ncsv-1,em.job,{},b1\ncsv-2,em.job,urn:veeam:Job:{},b1\n",
+        guid(),
+        guid()
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jsonl:2"));
+    std::fs::write(&csv, rows).unwrap();
+    [good, bad, csv]
+}
+
+/// `reaper enqueue FILE`: its exit code and standard error.
+fn enqueue(env: &TestEnv, file: &std::path::Path) -> (Option<i32>, String) {
+    let out = reaper_cmd(env).arg("enqueue").arg(file).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test]
+async fn enqueue_validates_every_line_first_then_publishes_with_confirms() {
+    let env = TestEnv::new(SimConfig::default()).await;
+    let [good, bad, csv] = request_files(env.dir.path());
+    let requests = &env.cfg.topology.request_queue;
+
+    let (code, err) = enqueue(&env, &bad);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("bad.jsonl:2"), "{err}");
     assert_eq!(
-        queue_depth(&env.conn, &env.cfg.topology.request_queue).await,
+        queue_depth(&env.conn, requests).await,
         0,
         "nothing published"
     );
-
-    let out = reaper_cmd(&env).arg("enqueue").arg(&good).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = reaper_cmd(&env).arg("enqueue").arg(&csv).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        queue_depth(&env.conn, &env.cfg.topology.request_queue).await,
-        7
-    );
+    for file in [&good, &csv] {
+        let (code, err) = enqueue(&env, file);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    assert_eq!(queue_depth(&env.conn, requests).await, 7);
 
     // The published requests are the contract's: a worker deletes all seven.
     let mut events = env.watcher().await;
@@ -346,8 +325,13 @@ async fn enqueue_validates_every_line_first_then_publishes_with_confirms() {
     );
     assert_eq!(got["csv-2"][0].1.data.batch_id.as_deref(), Some("b1"));
     worker.stop().await;
+    assert_status_and_report(&env);
+    env.cleanup().await;
+}
 
-    let status = reaper_cmd(&env).arg("status").output().unwrap();
+/// `reaper status` and `reaper report` on the ledger of the enqueue test's seven deletions.
+fn assert_status_and_report(env: &TestEnv) {
+    let status = reaper_cmd(env).arg("status").output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
         text.lines().any(|l| l.starts_with("succeeded")
@@ -355,25 +339,24 @@ async fn enqueue_validates_every_line_first_then_publishes_with_confirms() {
             && l.trim_end().ends_with('7')),
         "{text}"
     );
-    let one = reaper_cmd(&env).args(["status", "enq-0"]).output().unwrap();
+    let one = reaper_cmd(env).args(["status", "enq-0"]).output().unwrap();
     let text = String::from_utf8_lossy(&one.stdout);
     assert!(
         text.contains("accepted") && text.contains("polling") && text.contains("succeeded"),
         "{text}"
     );
-    let report = reaper_cmd(&env)
+    let report = reaper_cmd(env)
         .args(["report", "--batch", "b1"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&report.stdout);
     assert_eq!(text.lines().count(), 3, "header and two rows: {text}");
     assert!(text.lines().nth(1).unwrap().starts_with("csv-1,em.job,"));
-    let missing = reaper_cmd(&env)
+    let missing = reaper_cmd(env)
         .args(["status", "no-such-request"])
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(3));
-    env.cleanup().await;
 }
 
 /// A request received at `received`, ended at `finished` (if given) with its event published.
@@ -466,10 +449,8 @@ async fn reaper_prune_forgets_only_requests_that_finished_before_the_cutoff() {
 /// serving health and metrics on `metrics`.
 fn reaper_run(env: &TestEnv, endpoint: &str, metrics: &str) -> Command {
     let t = &env.cfg.topology;
-    let mut c = Command::new(env!("CARGO_BIN_EXE_reaper"));
+    let mut c = reaper_bin();
     c.arg("run")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("REAPER_AMQP_URL", env.cfg.amqp_url.expose())
         .env("REAPER_REQUEST_QUEUE", &t.request_queue)
         .env("REAPER_DEAD_LETTER_QUEUE", &t.dead_letter_queue)
@@ -508,10 +489,7 @@ async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_and_log
         .env("REAPER_LOG_FORMAT", "json")
         .spawn()
         .unwrap();
-    wait_until("/readyz answers 200", Duration::from_secs(30), || async {
-        get(&format!("http://{metrics}/readyz")).await.0 == 200
-    })
-    .await;
+    wait_ready(&metrics).await;
     let batch: Vec<_> = (0..3)
         .map(|i| job_request(&format!("m-{i}"), &guid()))
         .collect();
@@ -538,38 +516,47 @@ async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_and_log
     )
     .await;
     let (_, text) = get(&format!("http://{metrics}/metrics")).await;
-    let calls = |op: &str, status: &str| {
-        let series = format!(
-            "reaper_remote_calls_total{{endpoint=\"{em}\",operation=\"{op}\",status=\"{status}\"}}"
-        );
-        sample(&text, &series)
-    };
-    assert_eq!(calls("delete", "202"), Some(3.0), "{text}");
-    assert!(calls("poll", "200").is_some_and(|n| n >= 3.0), "{text}");
-    let logons = format!("reaper_logons_total{{endpoint=\"{em}\",result=\"ok\"}}");
-    assert_eq!(sample(&text, &logons), Some(1.0), "{text}");
-    let took = format!(
-        "reaper_remote_call_duration_seconds_count{{endpoint=\"{em}\",operation=\"delete\"}}"
-    );
-    assert_eq!(sample(&text, &took), Some(3.0), "{text}");
-    assert!(text.contains("# TYPE reaper_remote_call_duration_seconds histogram"));
-    let waits = format!("reaper_budget_wait_seconds_count{{endpoint=\"{em}\"}}");
-    assert!(
-        sample(&text, &waits).is_some_and(|n| n >= 7.0),
-        "every call waited for the budget (a logon, 3 deletes, 3 polls at least): {text}"
-    );
-    let up = format!("reaper_endpoint_up{{endpoint=\"{em}\"}}");
-    assert_eq!(sample(&text, &up), Some(1.0), "{text}");
-    assert_eq!(sample(&text, "reaper_events_returned_total"), None);
+    assert_call_metrics(&text, &em);
 
     let out = stop_with_sigterm(child).await;
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}: {logs}", out.status);
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_json_logs(&logs);
+    env.cleanup().await;
+}
+
+/// The remote-call metrics of endpoint `em` after three job deletions.
+fn assert_call_metrics(text: &str, em: &str) {
+    let calls = |op: &str, status: &str| {
+        let series = format!(
+            "reaper_remote_calls_total{{endpoint=\"{em}\",operation=\"{op}\",status=\"{status}\"}}"
+        );
+        sample(text, &series)
+    };
+    assert_eq!(calls("delete", "202"), Some(3.0), "{text}");
+    assert!(calls("poll", "200").is_some_and(|n| n >= 3.0), "{text}");
+    let logons = format!("reaper_logons_total{{endpoint=\"{em}\",result=\"ok\"}}");
+    assert_eq!(sample(text, &logons), Some(1.0), "{text}");
+    let took = format!(
+        "reaper_remote_call_duration_seconds_count{{endpoint=\"{em}\",operation=\"delete\"}}"
     );
+    assert_eq!(sample(text, &took), Some(3.0), "{text}");
+    assert!(text.contains("# TYPE reaper_remote_call_duration_seconds histogram"));
+    let waits = format!("reaper_budget_wait_seconds_count{{endpoint=\"{em}\"}}");
+    assert!(
+        sample(text, &waits).is_some_and(|n| n >= 7.0),
+        "every call waited for the budget (a logon, 3 deletes, 3 polls at least): {text}"
+    );
+    let up = format!("reaper_endpoint_up{{endpoint=\"{em}\"}}");
+    assert_eq!(sample(text, &up), Some(1.0), "{text}");
+    assert_eq!(sample(text, "reaper_events_returned_total"), None);
+}
+
+/// Every line of `logs` is a JSON object with a level and fields; the run's milestones are
+/// among them.
+fn assert_json_logs(logs: &str) {
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -583,7 +570,6 @@ async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_and_log
     let said = |what: &str| lines.iter().any(|l| l["fields"]["message"] == what);
     assert!(said("logged on to Enterprise Manager"), "{logs}");
     assert!(said("stop signal received: shutting down"), "{logs}");
-    env.cleanup().await;
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! The EM client against the simulator over real HTTP: every seed page's call in XML and
 //! JSON, the single-flight re-logon, session-scoped tasks, and error bodies.
 
+use reaper::cli::harness::em_settings;
 use reaper::config::{EmSettings, Secret};
 use reaper::em::codec::{Format, TaskState};
 use reaper::em::{DeleteAnswer, EmClient, ErrorClass, Poll, Presence, Stop};
 use reaper::health::EndpointHealth;
-use reaper::http::HttpSettings;
 use reaper::limit::{Budget, Limiter};
 use reaper::sim::{Inventory, InventoryJob, SimConfig, SimHandle};
 use std::sync::Arc;
@@ -29,18 +29,14 @@ fn client(sim: &SimHandle, format: Format) -> EmClient {
 }
 
 fn client_with(sim: &SimHandle, format: Format, password: &str) -> EmClient {
+    let budget = Budget {
+        rate_per_sec: 0.0,
+        burst: 1,
+        max_in_flight: 256,
+    };
     let settings = EmSettings {
-        name: "em".into(),
-        url: sim.base_url(),
-        username: "reaper".into(),
         password: Secret::new(password).into(),
-        format,
-        http: HttpSettings::default(),
-        budget: Budget {
-            rate_per_sec: 0.0,
-            burst: 1,
-            max_in_flight: 256,
-        },
+        ..em_settings(sim, format, budget)
     };
     let limiter = Arc::new(Limiter::new(settings.budget));
     let health = Arc::new(EndpointHealth::detached("em"));

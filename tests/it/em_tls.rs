@@ -3,7 +3,8 @@
 //! refuses it, `ca_file` or the explicit `insecure_tls` opt-in accept it, a CA file that is not
 //! PEM stops start-up, and the request timeout is a transient error.
 
-use reaper::config::{Config, EmSettings, Secret};
+use reaper::cli::harness::em_settings;
+use reaper::config::{Config, EmSettings};
 use reaper::em::codec::{Format, TaskState};
 use reaper::em::{DeleteAnswer, EmClient, ErrorClass, Poll, Presence};
 use reaper::health::EndpointHealth;
@@ -13,6 +14,8 @@ use reaper::sim::{SimConfig, SimHandle, SimTls};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::common::em_http::start_sim as sim;
 
 const JOB: &str = "5b89dae5-6f08-45ec-b068-08f0bd08394a";
 
@@ -78,25 +81,15 @@ fn fast(pki: &Pki) -> SimConfig {
     }
 }
 
-async fn sim(cfg: SimConfig) -> SimHandle {
-    reaper::sim::spawn(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
 fn client(sim: &SimHandle, http: HttpSettings) -> EmClient {
+    let budget = Budget {
+        rate_per_sec: 0.0,
+        burst: 1,
+        max_in_flight: 16,
+    };
     let settings = EmSettings {
-        name: "em".into(),
-        url: sim.base_url(),
-        username: "reaper".into(),
-        password: Secret::new("reaper").into(),
-        format: Format::Xml,
         http,
-        budget: Budget {
-            rate_per_sec: 0.0,
-            burst: 1,
-            max_in_flight: 16,
-        },
+        ..em_settings(sim, Format::Xml, budget)
     };
     let limiter = Arc::new(Limiter::new(settings.budget));
     let health = Arc::new(EndpointHealth::detached("em"));

@@ -2,9 +2,9 @@
 //! HTTP → outbox → events, with real RabbitMQ, a real SQLite file and the real simulator.
 
 use crate::common::*;
-use reaper::event::Outcome;
+use reaper::event::{CloudEvent, Outcome};
 use reaper::sim::SimConfig;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 fn quick_tasks() -> SimConfig {
@@ -317,24 +317,20 @@ async fn dead_letters(env: &TestEnv) -> Vec<Vec<u8>> {
     dead
 }
 
-#[tokio::test]
-async fn non_ascii_ids_duplicate_keys_and_wrong_urn_types_are_refused_and_the_worker_goes_on() {
-    let env = TestEnv::new(quick_tasks()).await;
-    let mut events = env.watcher().await;
-    let worker = env.start_worker();
-    let publisher = env.publisher().await;
-    let job = guid();
-    let bad: Vec<(Option<&str>, Vec<u8>)> = vec![
+/// Bodies the worker must refuse, each with the request id an `invalid` event can name.
+fn bad_bodies() -> Vec<(Option<&'static str>, Vec<u8>)> {
+    let (job, other) = (guid(), guid());
+    let em_job = |id: &str, job_id: &str| {
+        format!(r#"{{"request_id":"{id}","target":{{"type":"em.job","job_id":"{job_id}"}}}}"#)
+    };
+    vec![
         (
             Some("bad-non-ascii"),
-            br#"{"request_id":"bad-non-ascii","target":{"type":"em.job","job_id":"aaa\u00e9-not-a-guid"}}"#
-                .to_vec(),
+            em_job("bad-non-ascii", r"aaa\u00e9-not-a-guid").into_bytes(),
         ),
         (
             Some("bad-raw-utf8"),
-            "{\"request_id\":\"bad-raw-utf8\",\"target\":{\"type\":\"em.job\",\"job_id\":\"aaaé-not-a-guid\"}}"
-                .as_bytes()
-                .to_vec(),
+            em_job("bad-raw-utf8", "aaaé-not-a-guid").into_bytes(),
         ),
         (
             None,
@@ -343,20 +339,49 @@ async fn non_ascii_ids_duplicate_keys_and_wrong_urn_types_are_refused_and_the_wo
         ),
         (
             Some("bad-dup-target"),
-            format!(r#"{{"request_id":"bad-dup-target","target":{{"type":"em.job","job_id":"{job}","job_id":"{}"}}}}"#, guid())
+            format!(r#"{{"request_id":"bad-dup-target","target":{{"type":"em.job","job_id":"{job}","job_id":"{other}"}}}}"#)
                 .into_bytes(),
         ),
         (
             Some("bad-urn-type"),
-            format!(r#"{{"request_id":"bad-urn-type","target":{{"type":"em.job","job_id":"urn:veeam:Repository:{job}"}}}}"#)
-                .into_bytes(),
+            em_job("bad-urn-type", &format!("urn:veeam:Repository:{job}")).into_bytes(),
         ),
-    ];
-    let good = |range: std::ops::Range<usize>| -> Vec<_> {
-        range
-            .map(|i| job_request(&format!("good-{i}"), &guid()))
-            .collect()
-    };
+    ]
+}
+
+/// Job deletions `good-{i}` for `i` in `range`.
+fn good(range: std::ops::Range<usize>) -> Vec<reaper::request::RequestWire> {
+    range
+        .map(|i| job_request(&format!("good-{i}"), &guid()))
+        .collect()
+}
+
+/// Each refused body that names its request id has one `invalid` event saying why.
+fn assert_invalid_events(got: &HashMap<String, Vec<(String, CloudEvent)>>, with_id: &[&str]) {
+    for id in with_id {
+        let (key, ev) = &got[*id][0];
+        assert_eq!(key, "delete.failed", "{id}");
+        assert_eq!(ev.data.outcome, Outcome::Invalid, "{id}");
+        assert_eq!(got[*id].len(), 1, "{id}");
+    }
+    let reason = |id: &str| got[id][0].1.data.error.clone().unwrap().message;
+    for (id, why) in [
+        ("bad-non-ascii", "not ASCII"),
+        ("bad-dup-target", "target.job_id"),
+        ("bad-urn-type", "urn:veeam:Job"),
+    ] {
+        assert!(reason(id).contains(why), "{id}: {}", reason(id));
+    }
+    assert!(!got.contains_key("bad-twice-a") && !got.contains_key("bad-twice-b"));
+}
+
+#[tokio::test]
+async fn non_ascii_ids_duplicate_keys_and_wrong_urn_types_are_refused_and_the_worker_goes_on() {
+    let env = TestEnv::new(quick_tasks()).await;
+    let mut events = env.watcher().await;
+    let worker = env.start_worker();
+    let publisher = env.publisher().await;
+    let bad = bad_bodies();
     publisher.publish_all(&good(0..5)).await.unwrap();
     for (_, body) in &bad {
         publisher.publish_raw(body, None).await.unwrap();
@@ -366,54 +391,23 @@ async fn non_ascii_ids_duplicate_keys_and_wrong_urn_types_are_refused_and_the_wo
     // Ten deletions and an `invalid` event for each bad body whose request id can be read.
     let with_id: Vec<&str> = bad.iter().filter_map(|(id, _)| *id).collect();
     let got = collect(&mut events, 10 + with_id.len(), Duration::from_secs(60)).await;
-    for id in &with_id {
-        let (key, ev) = &got[*id][0];
-        assert_eq!(key, "delete.failed", "{id}");
-        assert_eq!(ev.data.outcome, Outcome::Invalid, "{id}");
-        assert_eq!(got[*id].len(), 1, "{id}");
-    }
-    let reason = |id: &str| got[id][0].1.data.error.clone().unwrap().message;
-    assert!(
-        reason("bad-non-ascii").contains("not ASCII"),
-        "{}",
-        reason("bad-non-ascii")
-    );
-    assert!(
-        reason("bad-dup-target").contains("target.job_id"),
-        "{}",
-        reason("bad-dup-target")
-    );
-    assert!(
-        reason("bad-urn-type").contains("urn:veeam:Job"),
-        "{}",
-        reason("bad-urn-type")
-    );
-    assert!(!got.contains_key("bad-twice-a") && !got.contains_key("bad-twice-b"));
+    assert_invalid_events(&got, &with_id);
     assert!(worker.is_running(), "the worker did not stop or restart");
 
     // Requests published after the bad ones are still taken and deleted.
     publisher.publish_all(&good(10..15)).await.unwrap();
     let later = collect(&mut events, 5, Duration::from_secs(60)).await;
     assert!(worker.is_running());
-    let goods: Vec<_> = got
-        .iter()
-        .chain(&later)
+    let goods: HashMap<_, _> = got
+        .into_iter()
+        .chain(later)
         .filter(|(id, _)| id.starts_with("good-"))
-        .map(|(id, evs)| (id.clone(), evs.clone()))
         .collect();
     assert_eq!(goods.len(), 15);
-    assert_each_once(&goods.into_iter().collect(), Outcome::Deleted);
+    assert_each_once(&goods, Outcome::Deleted);
     let stats = env.sim.stats();
-    assert_eq!(
-        stats.calls.get("DELETE /api/jobs/{id}"),
-        Some(&15),
-        "{stats:?}"
-    );
-    assert!(
-        stats.deletes.values().all(|n| *n == 1),
-        "{:?}",
-        stats.deletes
-    );
+    assert_eq!(stats.count("DELETE /api/jobs/{id}"), 15, "{stats:?}");
+    assert!(stats.deletes.values().all(|n| *n == 1), "{stats:?}");
 
     worker.stop().await;
     let mut dead = dead_letters(&env).await;
@@ -421,9 +415,7 @@ async fn non_ascii_ids_duplicate_keys_and_wrong_urn_types_are_refused_and_the_wo
     dead.sort();
     want.sort();
     assert_eq!(dead, want, "every bad body is dead-lettered whole");
-    assert_eq!(
-        queue_depth(&env.conn, &env.cfg.topology.request_queue).await,
-        0
-    );
+    let requests = &env.cfg.topology.request_queue;
+    assert_eq!(queue_depth(&env.conn, requests).await, 0);
     env.cleanup().await;
 }

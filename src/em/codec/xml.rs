@@ -73,67 +73,98 @@ const MAX_DEPTH: usize = 32;
 /// other namespaces are skipped with their content.
 pub(super) fn parse_xml(body: &str, what: &'static str) -> Result<Node, CodecError> {
     let mut reader = NsReader::from_str(body);
-    let mut stack: Vec<Node> = Vec::new();
-    let mut skip_depth = 0usize;
+    let mut tree = Tree::default();
     loop {
         let (ns, event) = reader
             .read_resolved_event()
             .map_err(|e| CodecError::new(what, e))?;
         let ours = in_veeam_ns(&ns);
-        match event {
-            Event::Start(e) => {
-                if skip_depth > 0 || !ours {
-                    skip_depth += 1;
-                } else if stack.len() >= MAX_DEPTH {
-                    return Err(CodecError::new(
-                        what,
-                        format!("elements nested deeper than {MAX_DEPTH}"),
-                    ));
-                } else {
-                    stack.push(start_node(&reader, &e, what)?);
-                }
-            }
-            Event::Empty(e) if skip_depth == 0 && ours => {
-                let node = start_node(&reader, &e, what)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => return Ok(node),
-                }
-            }
-            Event::End(_) => {
-                if skip_depth > 0 {
-                    skip_depth -= 1;
-                } else if let Some(node) = stack.pop() {
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(node),
-                        None => return Ok(node),
-                    }
-                }
-            }
-            Event::Text(t) if skip_depth == 0 => {
-                if let Some(node) = stack.last_mut() {
-                    let raw = t.decode().map_err(|e| CodecError::new(what, e))?;
-                    node.text.push_str(&raw);
-                }
-            }
-            Event::CData(t) if skip_depth == 0 => {
-                if let Some(node) = stack.last_mut() {
-                    let raw = t.decode().map_err(|e| CodecError::new(what, e))?;
-                    node.text.push_str(&raw);
-                }
-            }
-            Event::GeneralRef(r) if skip_depth == 0 => {
-                if let Some(node) = stack.last_mut() {
-                    let name = r.decode().map_err(|e| CodecError::new(what, e))?;
-                    let entity = format!("&{name};");
-                    let value = quick_xml::escape::unescape(&entity)
-                        .map_err(|e| CodecError::new(what, e))?;
-                    node.text.push_str(&value);
-                }
-            }
-            Event::Eof => return Err(CodecError::new(what, "document has no root element")),
-            _ => {}
+        if let Some(root) = tree.feed(&reader, event, ours, what)? {
+            return Ok(root);
         }
+    }
+}
+
+/// The elements being read: the open ones, innermost last, and how deep the reader is inside
+/// a skipped (foreign) element.
+#[derive(Default)]
+struct Tree {
+    open: Vec<Node>,
+    skip_depth: usize,
+}
+
+impl Tree {
+    /// Takes one event (`ours`: in EM's namespace or none); `Some(root)` once the root closes.
+    fn feed(
+        &mut self,
+        reader: &NsReader<&[u8]>,
+        event: Event<'_>,
+        ours: bool,
+        what: &'static str,
+    ) -> Result<Option<Node>, CodecError> {
+        let err = |e: &dyn std::fmt::Display| CodecError::new(what, e);
+        let in_text = self.skip_depth == 0 && !self.open.is_empty();
+        match event {
+            Event::Start(e) => self.start(reader, &e, ours, what).map(|()| None),
+            Event::Empty(e) if self.skip_depth == 0 && ours => {
+                Ok(self.finish(start_node(reader, &e, what)?))
+            }
+            Event::End(_) => Ok(self.end()),
+            Event::Text(t) if in_text => self.text(&t.decode().map_err(|e| err(&e))?),
+            Event::CData(t) if in_text => self.text(&t.decode().map_err(|e| err(&e))?),
+            Event::GeneralRef(r) if in_text => {
+                let entity = format!("&{};", r.decode().map_err(|e| err(&e))?);
+                let value = quick_xml::escape::unescape(&entity).map_err(|e| err(&e))?;
+                self.text(&value)
+            }
+            Event::Eof => Err(CodecError::new(what, "document has no root element")),
+            _ => Ok(None),
+        }
+    }
+
+    fn start(
+        &mut self,
+        reader: &NsReader<&[u8]>,
+        e: &BytesStart<'_>,
+        ours: bool,
+        what: &'static str,
+    ) -> Result<(), CodecError> {
+        if self.skip_depth > 0 || !ours {
+            self.skip_depth += 1;
+        } else if self.open.len() >= MAX_DEPTH {
+            let reason = format!("elements nested deeper than {MAX_DEPTH}");
+            return Err(CodecError::new(what, reason));
+        } else {
+            self.open.push(start_node(reader, e, what)?);
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> Option<Node> {
+        if self.skip_depth > 0 {
+            self.skip_depth -= 1;
+            return None;
+        }
+        let node = self.open.pop()?;
+        self.finish(node)
+    }
+
+    /// A complete element joins its parent, or is the root.
+    fn finish(&mut self, node: Node) -> Option<Node> {
+        match self.open.last_mut() {
+            Some(parent) => {
+                parent.children.push(node);
+                None
+            }
+            None => Some(node),
+        }
+    }
+
+    fn text(&mut self, s: &str) -> Result<Option<Node>, CodecError> {
+        if let Some(node) = self.open.last_mut() {
+            node.text.push_str(s);
+        }
+        Ok(None)
     }
 }
 

@@ -6,7 +6,8 @@
 pub mod em_http;
 
 use reaper::broker::client::{EventWatcher, RequestPublisher};
-use reaper::config::{Config, DcsAuth, DcsSettings, EmSettings, Secret, Topology};
+use reaper::cli::harness::{Sandbox, SandboxSpec};
+use reaper::config::{Config, DcsAuth, DcsSettings, Secret};
 use reaper::em::codec::Format;
 use reaper::event::CloudEvent;
 use reaper::http::HttpSettings;
@@ -17,6 +18,7 @@ use reaper::retry::Backoff;
 use reaper::sim::{SimConfig, SimHandle};
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,45 +73,30 @@ async fn start_container() -> anyhow::Result<String> {
     Ok(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))
 }
 
-/// One test's world: simulator, ledger file, topology names, broker connection.
-pub struct TestEnv {
-    pub sim: SimHandle,
-    pub dir: tempfile::TempDir,
-    pub cfg: Config,
-    pub conn: lapin::Connection,
+/// One test's world: the library's [`Sandbox`] (simulator, ledger file, topology names,
+/// broker connection, `Config`), reached through `TestEnv` (`env.sim`, `env.cfg`, …), with
+/// the tests' conveniences.
+pub struct TestEnv(Sandbox);
+
+impl Deref for TestEnv {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        &self.0
+    }
+}
+
+impl DerefMut for TestEnv {
+    fn deref_mut(&mut self) -> &mut Sandbox {
+        &mut self.0
+    }
 }
 
 impl TestEnv {
-    /// A fresh world with a simulator configured by `sim`.
+    /// A fresh world with a simulator configured by `sim`: quorum queues, EM in XML with no
+    /// rate limit, quick polls and retries.
     pub async fn new(sim: SimConfig) -> Self {
-        let url = amqp_url().await;
-        let sim = reaper::sim::spawn(sim, "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("the simulator starts");
-        let dir = tempfile::tempdir().unwrap();
-        let prefix = format!("test.{}", uuid::Uuid::new_v4().simple());
-        let cfg = Config {
-            amqp_url: Secret::new(url.clone()),
-            // A test that fails before its clean-up leaves nothing behind for long.
-            topology: Topology {
-                expires: Some(Duration::from_secs(600)),
-                ..Topology::with_prefix(&prefix)
-            },
-            ledger: dir.path().join("ledger.db"),
-            worker_name: "test".into(),
-            em: Some(EmSettings {
-                name: "em".into(),
-                url: sim.base_url(),
-                username: "reaper".into(),
-                password: Secret::new("reaper").into(),
-                format: Format::Xml,
-                http: HttpSettings::default(),
-                budget: Budget {
-                    rate_per_sec: 0.0,
-                    burst: 100,
-                    max_in_flight: 16,
-                },
-            }),
+        let base = Config {
+            amqp_url: Secret::new(amqp_url().await),
             poll: Backoff {
                 initial: Duration::from_millis(100),
                 max: Duration::from_millis(400),
@@ -120,18 +107,21 @@ impl TestEnv {
                 max: Duration::from_millis(300),
                 ..Backoff::RETRY
             },
-            shutdown_grace: Duration::from_secs(5),
             ..Config::default()
         };
-        let conn = reaper::broker::connect(&url, "reaper-test").await.unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        reaper::broker::declare(&ch, &cfg.topology).await.unwrap();
-        TestEnv {
+        let spec = SandboxSpec {
+            name: "test",
             sim,
-            dir,
-            cfg,
-            conn,
-        }
+            format: Format::Xml,
+            budget: Budget {
+                rate_per_sec: 0.0,
+                burst: 100,
+                max_in_flight: 16,
+            },
+            quorum: true,
+        };
+        let sandbox = Sandbox::start(base, spec).await;
+        TestEnv(sandbox.expect("the test's sandbox starts (simulator, broker, topology)"))
     }
 
     /// Also points the worker at the simulator's DCS (and IAM), authenticating with `auth`.
@@ -151,31 +141,25 @@ impl TestEnv {
     }
 
     pub async fn publisher(&self) -> RequestPublisher {
-        RequestPublisher::new(&self.conn, &self.cfg.topology)
-            .await
-            .unwrap()
+        self.0.publisher().await.unwrap()
     }
 
     pub async fn watcher(&self) -> EventWatcher {
-        EventWatcher::new(&self.conn, &self.cfg.topology)
-            .await
-            .unwrap()
+        self.0.watcher().await.unwrap()
     }
 
     /// A second handle on the ledger file (WAL allows readers beside the worker).
     pub async fn ledger(&self) -> Ledger {
-        Ledger::open(&self.cfg.ledger).await.unwrap()
+        self.0.ledger().await.unwrap()
     }
 
     pub fn ledger_path(&self) -> PathBuf {
         self.cfg.ledger.clone()
     }
 
-    /// Deletes the test's queues and exchanges.
+    /// Deletes the test's queues and exchanges and stops its simulator.
     pub async fn cleanup(self) {
-        let ch = self.conn.create_channel().await.unwrap();
-        reaper::broker::cleanup_topology(&ch, &self.cfg.topology).await;
-        self.sim.shutdown().await;
+        self.0.cleanup().await;
     }
 }
 
