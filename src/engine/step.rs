@@ -6,10 +6,10 @@
 //! a DELETE that met endpoint trouble gives its attempt back.
 
 use super::rails::Screen;
-use super::remote::unsupported;
+use super::remote::{Remote, unsupported};
 use super::{Ending, Engine, LEASE, Next, WAIT_RECHECK, ms};
 use crate::event::{ErrorInfo, Outcome};
-use crate::ledger::{Change, DeleteStart, Finish, RequestRow, State, now_ms};
+use crate::ledger::{Change, DeleteStart, Finish, RequestRow, State, TaskRecord, now_ms};
 use crate::request::Target;
 
 impl Engine {
@@ -69,6 +69,12 @@ impl Engine {
                     .await;
             }
         }
+        self.send_delete(row, remote).await
+    }
+
+    /// Sends the DELETE unless, at the last moment, an operator cancelled the request,
+    /// paused its endpoint or batch, or the endpoint reached its delete cap.
+    async fn send_delete(&self, row: RequestRow, remote: Remote) -> anyhow::Result<()> {
         // Decided only when there is room to send at once: a pause or the cap reached while
         // this request waited is obeyed.
         let _gate = self.gates.enter(&row.endpoint).await;
@@ -131,73 +137,79 @@ impl Engine {
     /// Applies what the DELETE of attempt `attempt` was answered.
     async fn after_delete(&self, row: &RequestRow, attempt: u32, next: Next) -> anyhow::Result<()> {
         let now = now_ms();
-        match next {
-            Next::Finish(ending) => self.finish(row, ending).await,
+        let change = match next {
+            Next::Finish(ending) => return self.finish(row, ending).await,
             Next::Again { error } if attempt >= self.cfg.max_attempts => {
-                self.finish(row, Ending::because(Outcome::RetriesExhausted, Some(error)))
-                    .await
-            }
-            Next::Again { error } => {
-                let change = Change {
-                    last_error: Some(json(&error)),
-                    ..Change::to(
-                        State::RetryWait,
-                        format!("attempt {attempt} failed: {}", error.message),
-                    )
-                    .due(now + ms(self.cfg.retry.delay(attempt)))
-                };
-                self.ledger
-                    .advance(&row.request_id, &change, now, None)
-                    .await
+                let ending = Ending::because(Outcome::RetriesExhausted, Some(error));
+                return self.finish(row, ending).await;
             }
             Next::Wait { reason } => {
                 tracing::debug!(request_id = %row.request_id, %reason, "endpoint trouble: attempt given back");
                 let note =
                     format!("attempt {attempt} not counted, waiting for the endpoint: {reason}");
                 let due = now + ms(WAIT_RECHECK);
-                self.ledger
+                return self
+                    .ledger
                     .wait_for_endpoint(&row.request_id, row.state(), due, &note, now)
-                    .await
+                    .await;
             }
             Next::Poll { task, http_status } => {
-                let change = Change {
-                    submitted_at: Some(now),
-                    http_status,
-                    note: format!("task {} recorded", task.id),
-                    task: Some(task),
-                    ..Change::to(State::Polling, "").due(now + ms(self.cfg.poll.delay(1)))
-                };
-                let notice = |row: &RequestRow| self.submitted_event(row);
-                let notice = self
-                    .cfg
-                    .publish_submitted
-                    .then_some(&notice as &(dyn Fn(&RequestRow) -> _ + Sync));
-                self.ledger
-                    .advance(&row.request_id, &change, now, notice)
-                    .await?;
-                if notice.is_some() {
-                    self.outbox_wake.notify_one();
-                }
-                Ok(())
+                return self.record_task(row, task, http_status, now).await;
             }
+            // Only a verification answers this; a DELETE never does.
+            Next::Present => return self.move_to_verify(row, "the resource still exists").await,
+            Next::Again { error } => Change {
+                last_error: Some(json(&error)),
+                ..Change::to(
+                    State::RetryWait,
+                    format!("attempt {attempt} failed: {}", error.message),
+                )
+                .due(now + ms(self.cfg.retry.delay(attempt)))
+            },
             Next::Verify {
                 task,
                 note,
                 http_status,
-            } => {
-                let change = Change {
-                    submitted_at: Some(now),
-                    task,
-                    http_status,
-                    ..Change::to(State::Verifying, note).due(now)
-                };
-                self.ledger
-                    .advance(&row.request_id, &change, now, None)
-                    .await
-            }
-            // Only a verification answers this; a DELETE never does.
-            Next::Present => self.move_to_verify(row, "the resource still exists").await,
+            } => Change {
+                submitted_at: Some(now),
+                task,
+                http_status,
+                ..Change::to(State::Verifying, note).due(now)
+            },
+        };
+        self.ledger
+            .advance(&row.request_id, &change, now, None)
+            .await
+    }
+
+    /// The DELETE was answered with a running task: recorded for polling, with the
+    /// `delete.submitted` notice when enabled.
+    async fn record_task(
+        &self,
+        row: &RequestRow,
+        task: TaskRecord,
+        http_status: Option<u16>,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let change = Change {
+            submitted_at: Some(now),
+            http_status,
+            note: format!("task {} recorded", task.id),
+            task: Some(task),
+            ..Change::to(State::Polling, "").due(now + ms(self.cfg.poll.delay(1)))
+        };
+        let notice = |row: &RequestRow| self.submitted_event(row);
+        let notice = self
+            .cfg
+            .publish_submitted
+            .then_some(&notice as &(dyn Fn(&RequestRow) -> _ + Sync));
+        self.ledger
+            .advance(&row.request_id, &change, now, notice)
+            .await?;
+        if notice.is_some() {
+            self.outbox_wake.notify_one();
         }
+        Ok(())
     }
 
     /// Leaves a request as it is, due again shortly: the scheduler holds it while its

@@ -1,10 +1,13 @@
-//! The ledger file's safety: it is created private to its owner, and the commits that let
-//! RabbitMQ forget a message (intake) reach the disk before they return. Everything else
-//! about opening the ledger is in `mod.rs`.
+//! The ledger file: opening it (WAL, one connection, migrations), its safety (created
+//! private to its owner; the commits that let RabbitMQ forget a message reach the disk
+//! before they return) and its write transactions.
 
 use super::Ledger;
-use sqlx::{Connection, Sqlite, Transaction};
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Sqlite, Transaction};
 use std::path::Path;
+use std::time::Duration;
 
 /// Creates the ledger file readable and writable by its owner only (0600) when it does not
 /// exist yet, before SQLite opens it: it holds the whole history of what was deleted. SQLite
@@ -26,6 +29,64 @@ pub(super) fn create_private(path: &Path) -> anyhow::Result<()> {
 }
 
 impl Ledger {
+    /// A write transaction that takes the file's write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred one that reads first and then writes fails at once with "database is
+    /// locked" when another process (`reaper pause`, `cancel`, …) wrote in between,
+    /// whatever the busy timeout; an immediate one waits for the lock instead.
+    pub(super) async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Opens (creating if needed) the ledger file and runs the embedded migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        // Two processes opening a new file at once (a worker and `reaper status`, or the
+        // metrics endpoint) race to switch it to WAL and to migrate it; SQLite answers the
+        // loser "database is locked" at once rather than waiting. The loser tries again and
+        // then finds the migrations applied.
+        let mut tries = 0;
+        loop {
+            match Self::try_open(path).await {
+                Ok(ledger) => return Ok(ledger),
+                Err(_) if tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_open(path: &Path) -> anyhow::Result<Self> {
+        create_private(path)?;
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            // Another process (`reaper pause`, `cancel`, …, or the worker beside them) may hold
+            // the write lock through a slow disk flush: wait for it rather than fail.
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true)
+            // Every statement at `debug` would flood a debug log (the scheduler asks the
+            // ledger several times a second even when idle): statements are `trace`, slow
+            // ones still a warning.
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(1));
+        // One connection: SQLite has one writer at a time, and queueing for the connection
+        // in-process is much cheaper than several connections contending for the file lock
+        // (whose busy handler sleeps). Other processes (`reaper status`) still read beside it.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("opening the ledger {}", path.display()))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating the ledger {}", path.display()))?;
+        Ok(Ledger { pool })
+    }
+
     /// Runs `work` in one transaction whose commit survives a power loss.
     ///
     /// The ledger runs WAL with synchronous=NORMAL: a commit is safe from a crash of the

@@ -30,13 +30,8 @@ pub use report::{ReportRow, StateCount, Transition};
 
 use crate::event::{CloudEvent, EndpointEvent};
 use crate::request::DeleteRequest;
-use anyhow::Context;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
-use std::path::Path;
-use std::time::Duration;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{Row, Sqlite, Transaction};
 
 /// A request's state (design 1.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,62 +226,6 @@ pub fn now_ms() -> i64 {
 }
 
 impl Ledger {
-    /// A write transaction that takes the file's write lock at once (`BEGIN IMMEDIATE`):
-    /// a deferred one that reads first and then writes fails at once with "database is
-    /// locked" when another process (`reaper pause`, `cancel`, …) wrote in between,
-    /// whatever the busy timeout; an immediate one waits for the lock instead.
-    async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// Opens (creating if needed) the ledger file and runs the embedded migrations.
-    pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        // Two processes opening a new file at once (a worker and `reaper status`, or the
-        // metrics endpoint) race to switch it to WAL and to migrate it; SQLite answers the
-        // loser "database is locked" at once rather than waiting. The loser tries again and
-        // then finds the migrations applied.
-        let mut tries = 0;
-        loop {
-            match Self::try_open(path).await {
-                Ok(ledger) => return Ok(ledger),
-                Err(_) if tries < 5 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn try_open(path: &Path) -> anyhow::Result<Self> {
-        file::create_private(path)?;
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            // Every statement at `debug` would flood a debug log (the scheduler asks the
-            // ledger several times a second even when idle): statements are `trace`, slow
-            // ones still a warning.
-            .log_statements(log::LevelFilter::Trace)
-            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(1));
-        // One connection: SQLite has one writer at a time, and queueing for the connection
-        // in-process is much cheaper than several connections contending for the file lock
-        // (whose busy handler sleeps). Other processes (`reaper status`) still read beside it.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await
-            .with_context(|| format!("opening the ledger {}", path.display()))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .with_context(|| format!("migrating the ledger {}", path.display()))?;
-        Ok(Ledger { pool })
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
