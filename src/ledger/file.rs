@@ -31,8 +31,9 @@ pub(super) fn create_private(path: &Path) -> anyhow::Result<()> {
 impl Ledger {
     /// A write transaction that takes the file's write lock at once (`BEGIN IMMEDIATE`):
     /// a deferred one that reads first and then writes fails at once with "database is
-    /// locked" when another process (`reaper pause`, `cancel`, …) wrote in between,
-    /// whatever the busy timeout; an immediate one waits for the lock instead.
+    /// locked" when another process (`reaper pause`, `cancel`, …, or the worker beside
+    /// them) wrote in between, whatever the busy timeout; an immediate one waits for the
+    /// lock instead.
     pub(super) async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }

@@ -1,6 +1,9 @@
 //! The brakes and the operator's hands on a running worker, end to end (design 1.6): the
 //! rolling delete cap across a restart, the failure breaker and its resume, cancelling a
 //! batch half-way and a running task, and replaying what a guard rail refused.
+//!
+//! These tests run `reaper` commands (blocking) beside a worker in this process: on a
+//! multi-thread runtime, so the worker goes on while a command waits for the ledger.
 
 use crate::common::*;
 use crate::controls::{endpoint_event, reaper, says, status, stdout};
@@ -82,7 +85,7 @@ fn slow(env: &mut TestEnv, rate_per_sec: f64) {
     };
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cap_of_30_an_hour_lets_30_of_50_deletes_go_and_a_restart_does_not_reset_it() {
     let mut env = TestEnv::new(quick()).await;
     env.cfg.guard.max_deletes_per_hour = 30;
@@ -119,7 +122,7 @@ async fn a_cap_of_30_an_hour_lets_30_of_50_deletes_go_and_a_restart_does_not_res
     env.cleanup().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_pauses_an_endpoint_failing_most_tasks_until_an_operator_resumes_it() {
     let mut env = TestEnv::new(SimConfig {
         task_failure_ratio: 0.6,
@@ -186,7 +189,7 @@ async fn the_breaker_pauses_an_endpoint_failing_most_tasks_until_an_operator_res
     env.cleanup().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_batch_half_way_ends_its_unsent_requests_and_lets_sent_ones_finish() {
     let mut env = TestEnv::new(quick()).await;
     slow(&mut env, 4.0);
@@ -238,7 +241,7 @@ async fn cancelling_a_batch_half_way_ends_its_unsent_requests_and_lets_sent_ones
     env.cleanup().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_with_stop_running_stops_the_running_em_task_and_ends_cancelled() {
     let env = TestEnv::new(SimConfig {
         task_duration: (Duration::from_secs(60), Duration::from_secs(60)),
@@ -271,7 +274,7 @@ async fn cancel_with_stop_running_stops_the_running_em_task_and_ends_cancelled()
     env.cleanup().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_batch_replayed_after_the_cause_is_fixed_ends_deleted_under_new_event_ids() {
     let mut env = TestEnv::new(quick()).await;
     let requests = batch("r", 5, "refused");

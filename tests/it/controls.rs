@@ -184,7 +184,7 @@ pub(crate) async fn endpoint_event(events: &mut EventWatcher) -> (String, Endpoi
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_worker_publishes_the_pause_and_resume_of_its_endpoint_and_obeys_them() {
     let env = TestEnv::new(SimConfig::default()).await;
     let mut events = env.watcher().await;

@@ -12,25 +12,12 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn job(name: &str) -> InventoryJob {
-    InventoryJob {
-        id: Uuid::new_v4(),
-        name: Some(name.into()),
-        includes: vec![Uuid::new_v4()],
-        ..Default::default()
-    }
-}
-
 fn quick(jobs: Vec<InventoryJob>) -> SimConfig {
     SimConfig {
         task_duration: (Duration::from_millis(100), Duration::from_millis(200)),
         inventory: Some(Inventory { jobs }),
         ..SimConfig::default()
     }
-}
-
-fn em_job(id: &str, job_id: &str) -> RequestWire {
-    job_request(id, job_id)
 }
 
 fn event_of(got: &HashMap<String, Vec<(String, CloudEvent)>>, id: &str) -> CloudEvent {
@@ -45,7 +32,7 @@ fn event_of(got: &HashMap<String, Vec<(String, CloudEvent)>>, id: &str) -> Cloud
 
 #[tokio::test]
 async fn a_dry_run_plans_what_exists_reports_what_is_gone_and_deletes_nothing() {
-    let jobs: Vec<InventoryJob> = (0..25).map(|i| job(&format!("job-{i}"))).collect();
+    let jobs: Vec<InventoryJob> = (0..25).map(|i| named_job(&format!("job-{i}"))).collect();
     let mut env = TestEnv::new(quick(jobs.clone())).await.with_iam_dcs();
     env.cfg.guard.dry_run = true;
     let mut events = env.watcher().await;
@@ -53,10 +40,10 @@ async fn a_dry_run_plans_what_exists_reports_what_is_gone_and_deletes_nothing() 
     let mut requests: Vec<RequestWire> = jobs
         .iter()
         .enumerate()
-        .map(|(i, j)| em_job(&format!("present-{i}"), &j.id.to_string()))
+        .map(|(i, j)| job_request(&format!("present-{i}"), &j.id.to_string()))
         .collect();
     // Five jobs EM does not know (already gone) and five DCS tasks.
-    requests.extend((0..5).map(|i| em_job(&format!("gone-{i}"), &guid())));
+    requests.extend((0..5).map(|i| job_request(&format!("gone-{i}"), &guid())));
     requests.extend((0..5).map(|i| dcs_request(&format!("dcs-{i}"), "p", "i", &task_id())));
     env.publisher().await.publish_all(&requests).await.unwrap();
     let got = collect(&mut events, 35, WAIT).await;
@@ -101,8 +88,13 @@ fn write_protect_file(path: &std::path::Path, text: &str) {
 
 #[tokio::test]
 async fn protected_ids_and_job_names_are_refused_without_a_delete_and_file_changes_are_obeyed() {
-    let prod = job("PROD-database");
-    let (by_id, by_urn, free, later) = (job("a"), job("b"), job("c"), job("d"));
+    let prod = named_job("PROD-database");
+    let (by_id, by_urn, free, later) = (
+        named_job("a"),
+        named_job("b"),
+        named_job("c"),
+        named_job("d"),
+    );
     let jobs = vec![
         prod.clone(),
         by_id.clone(),
@@ -132,11 +124,11 @@ async fn protected_ids_and_job_names_are_refused_without_a_delete_and_file_chang
         ..Default::default()
     };
     let requests = vec![
-        em_job("by-id", &by_id.id.to_string()),
+        job_request("by-id", &by_id.id.to_string()),
         include("include-of-protected-job", &by_urn),
-        em_job("by-name", &prod.id.to_string()),
+        job_request("by-name", &prod.id.to_string()),
         dcs_request("dcs-instance", "p", &instance, &task_id()),
-        em_job("free", &free.id.to_string()),
+        job_request("free", &free.id.to_string()),
     ];
     let publisher = env.publisher().await;
     publisher.publish_all(&requests).await.unwrap();
@@ -179,7 +171,7 @@ async fn protected_ids_and_job_names_are_refused_without_a_delete_and_file_chang
     write_protect_file(&file, &format!("{}\n", later.id));
     tokio::time::sleep(Duration::from_secs(4)).await;
     publisher
-        .publish_all(&[em_job("later", &later.id.to_string())])
+        .publish_all(&[job_request("later", &later.id.to_string())])
         .await
         .unwrap();
     let got = collect(&mut events, 1, WAIT).await;

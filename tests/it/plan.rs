@@ -11,16 +11,6 @@ use reaper::sim::{Inventory, InventoryJob, SimConfig, SimHandle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use uuid::Uuid;
-
-fn job(name: &str) -> InventoryJob {
-    InventoryJob {
-        id: Uuid::new_v4(),
-        name: Some(name.into()),
-        includes: vec![Uuid::new_v4()],
-        ..Default::default()
-    }
-}
 
 fn include(id: &str, j: &InventoryJob, include_id: &str) -> RequestWire {
     RequestWire {
@@ -56,7 +46,12 @@ struct Jobs {
 
 impl Jobs {
     fn new() -> Self {
-        let (prod, free, parent, by_id) = (job("PROD-db"), job("free"), job("parent"), job("x"));
+        let (prod, free, parent, by_id) = (
+            named_job("PROD-db"),
+            named_job("free"),
+            named_job("parent"),
+            named_job("x"),
+        );
         let (gone, gone_include) = (guid(), guid());
         Jobs {
             prod,

@@ -209,6 +209,16 @@ pub fn job_request(request_id: &str, job_id: &str) -> reaper::request::RequestWi
     }
 }
 
+/// An inventory job named `name`, with one include.
+pub fn named_job(name: &str) -> reaper::sim::InventoryJob {
+    reaper::sim::InventoryJob {
+        id: uuid::Uuid::new_v4(),
+        name: Some(name.into()),
+        includes: vec![uuid::Uuid::new_v4()],
+        ..Default::default()
+    }
+}
+
 pub fn guid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
