@@ -19,21 +19,65 @@ pub(crate) fn reaper_bin() -> Command {
     c
 }
 
+/// A running `reaper` whose output is read as it comes: a full pipe would block its logging
+/// (and with it the worker) long before the test reads it.
+struct Running {
+    child: std::process::Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+/// Starts `cmd` with both outputs piped and drained.
+fn start(cmd: &mut Command) -> Running {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut read = Vec::new();
+            let _ = pipe.read_to_end(&mut read);
+            read
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
 /// Sends SIGTERM to the running binary and waits for its output.
-async fn stop_with_sigterm(child: std::process::Child) -> std::process::Output {
+async fn stop_with_sigterm(running: Running) -> std::process::Output {
+    let Running {
+        mut child,
+        stdout,
+        stderr,
+    } = running;
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap()
+    tokio::task::spawn_blocking(move || std::process::Output {
+        status: child.wait().unwrap(),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    })
+    .await
+    .unwrap()
 }
 
+/// `GET url`: the status and body, or `(0, "")` when nothing answers within 10 s.
 async fn get(url: &str) -> (u16, String) {
-    match reqwest::get(url).await {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    match client.get(url).send().await {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
         Err(_) => (0, String::new()),
     }
@@ -58,11 +102,11 @@ async fn reaper_run_serves_health_and_metrics_stops_on_sigterm_and_logs_no_secre
     .await;
     let mut events = env.watcher().await;
     let metrics = format!("127.0.0.1:{}", free_port());
-    let child = reaper_run(&env, "em", &metrics)
-        .env("RUST_LOG", "debug")
-        .env("REAPER_EM_PASSWORD", password)
-        .spawn()
-        .unwrap();
+    let child = start(
+        reaper_run(&env, "em", &metrics)
+            .env("RUST_LOG", "debug")
+            .env("REAPER_EM_PASSWORD", password),
+    );
     wait_ready(&metrics).await;
     assert_eq!(get(&format!("http://{metrics}/healthz")).await.0, 200);
     env.publisher()
@@ -142,19 +186,17 @@ async fn trace_logs_never_carry_the_broker_password() {
         "the test broker URL carries guest:guest: {broker}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let child = reaper_bin()
-        .arg("run")
-        .env(
-            "RUST_LOG",
-            "trace,lapin=trace,amq_protocol=trace,amq_protocol_tcp=trace",
-        )
-        .env("REAPER_AMQP_URL", &url)
-        .env("REAPER_LEDGER", dir.path().join("ledger.db"))
-        .env("REAPER_METRICS_ADDR", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start(
+        reaper_bin()
+            .arg("run")
+            .env(
+                "RUST_LOG",
+                "trace,lapin=trace,amq_protocol=trace,amq_protocol_tcp=trace",
+            )
+            .env("REAPER_AMQP_URL", &url)
+            .env("REAPER_LEDGER", dir.path().join("ledger.db"))
+            .env("REAPER_METRICS_ADDR", "off"),
+    );
     // The broker refuses the password; the worker retries with back-off meanwhile.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let out = stop_with_sigterm(child).await;
@@ -463,9 +505,7 @@ fn reaper_run(env: &TestEnv, endpoint: &str, metrics: &str) -> Command {
         .env("REAPER_EM_USERNAME", "reaper")
         .env("REAPER_EM_PASSWORD", "reaper")
         .env("REAPER_POLL_INITIAL", "100ms")
-        .env("REAPER_METRICS_ADDR", metrics)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("REAPER_METRICS_ADDR", metrics);
     c
 }
 
@@ -485,10 +525,7 @@ async fn reaper_run_counts_calls_logons_outcomes_events_and_dead_letters_and_log
     let mut events = env.watcher().await;
     let metrics = format!("127.0.0.1:{}", free_port());
     let em = format!("em-{}", &guid()[..8]);
-    let child = reaper_run(&env, &em, &metrics)
-        .env("REAPER_LOG_FORMAT", "json")
-        .spawn()
-        .unwrap();
+    let child = start(reaper_run(&env, &em, &metrics).env("REAPER_LOG_FORMAT", "json"));
     wait_ready(&metrics).await;
     let batch: Vec<_> = (0..3)
         .map(|i| job_request(&format!("m-{i}"), &guid()))
