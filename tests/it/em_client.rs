@@ -115,18 +115,11 @@ async fn deleting_a_task_answers_204_in_xml_and_json() {
         })
         .await;
         let c = client(&s, format);
-        let DeleteAnswer::Task { task, session, .. } =
-            c.delete(&format!("/api/jobs/{JOB}")).await.unwrap()
-        else {
-            panic!()
-        };
-        let answer = c
-            .delete(&format!("/api/tasks/{}", task.task_id))
-            .await
-            .unwrap();
+        let (task, session) = started(&c, JOB).await;
+        let answer = c.delete(&format!("/api/tasks/{task}")).await.unwrap();
         assert_eq!(answer, DeleteAnswer::Done { status: 204 });
         assert_eq!(
-            c.get_task(&task.task_id, &session).await.unwrap(),
+            c.get_task(&task, &session).await.unwrap(),
             Poll::SessionLost,
             "the task is gone"
         );
