@@ -141,6 +141,16 @@ impl Engine {
             .collect()
     }
 
+    /// The endpoints whose unsent work waits (their polls go on): all of them while the
+    /// protect file cannot be used, else those at their delete cap. Claiming such work only
+    /// to hand it back would churn through the backlog.
+    fn held_endpoints(&self) -> Vec<String> {
+        if self.protection.is_unavailable() {
+            return self.em.keys().chain(self.dcs.keys()).cloned().collect();
+        }
+        self.caps.held(now_ms())
+    }
+
     /// Whether the endpoint named `name` is down now.
     pub(crate) fn is_down(&self, name: &str) -> bool {
         self.endpoints().any(|h| h.name() == name && h.is_down())
@@ -159,7 +169,7 @@ impl Engine {
             }
             let free = permits.available_permits();
             let skip = Skip {
-                held: self.caps.held(now_ms()),
+                held: self.held_endpoints(),
                 ..Skip::down(self.down_endpoints())
             };
             if free > 0 {

@@ -84,6 +84,12 @@ impl Protection {
         })
     }
 
+    /// Whether a changed protect file cannot be used now: then no DELETE may be sent to
+    /// any endpoint (every [`Protection::check`] answers [`Verdict::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self.ids(), IdState::Unavailable(_))
+    }
+
     /// Whether the protect file lets `target` be deleted: [`Verdict::Protected`] when any of
     /// its ids is listed (a job's id protects its includes and links too), and
     /// [`Verdict::Unavailable`] while a changed file cannot be used. Job names are not
