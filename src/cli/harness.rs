@@ -58,7 +58,7 @@ impl Sandbox {
             },
             ledger: dir.path().join("ledger.db"),
             worker_name: spec.name.into(),
-            em: Some(em_settings(&sim, spec.format, spec.budget)),
+            em: vec![em_settings(&sim, spec.format, spec.budget)],
             shutdown_grace: Duration::from_secs(5),
             ..base
         };

@@ -65,10 +65,10 @@ impl Config {
     /// `http://` endpoint URL sends credentials and tokens over the network unencrypted.
     pub fn warnings(&self) -> Vec<String> {
         let mut urls: Vec<(&str, &str)> = Vec::new();
-        if let Some(em) = &self.em {
+        for em in &self.em {
             urls.push(("REAPER_EM_URL", &em.url));
         }
-        if let Some(dcs) = &self.dcs {
+        for dcs in &self.dcs {
             urls.push(("REAPER_DCS_URL", &dcs.url));
             if let super::DcsAuth::Iam { iam_url, .. } = &dcs.auth {
                 urls.push(("REAPER_DCS_IAM_URL", iam_url));

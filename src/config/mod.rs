@@ -42,6 +42,11 @@ pub struct Topology {
     /// Let the broker delete the queues after this long unused (`x-expires`): for temporary
     /// environments, tests, `demo` and `bench`; never for a deployment that must keep requests.
     pub expires: Option<Duration>,
+    /// `REAPER_ROUTE_BY_ENDPOINT`: requests go through the direct exchange named like the
+    /// request queue, with the endpoint's name as routing key, to one queue per endpoint
+    /// (`<request queue>.<endpoint>`), and a worker consumes the queues of the endpoints it
+    /// serves (design 1.8).
+    pub route_by_endpoint: bool,
 }
 
 impl Topology {
@@ -54,6 +59,7 @@ impl Topology {
             events_exchange: format!("{prefix}.events"),
             quorum: true,
             expires: None,
+            route_by_endpoint: false,
         }
     }
 }
@@ -69,8 +75,10 @@ pub struct Config {
     pub backlog_limit: u64,
     pub ledger: PathBuf,
     pub worker_name: String,
-    pub em: Option<EmSettings>,
-    pub dcs: Option<DcsSettings>,
+    /// The Enterprise Manager endpoints (`REAPER_EM_*` describes one; `[[em]]` tables more).
+    pub em: Vec<EmSettings>,
+    /// The Huawei DCS endpoints (`REAPER_DCS_*` describes one; `[[dcs]]` tables more).
+    pub dcs: Vec<DcsSettings>,
     pub max_attempts: u32,
     pub task_timeout: Duration,
     pub retry: Backoff,
@@ -97,13 +105,14 @@ impl Default for Config {
                 events_exchange: "reaper.events".into(),
                 quorum: true,
                 expires: None,
+                route_by_endpoint: false,
             },
             prefetch: 100,
             backlog_limit: 100_000,
             ledger: PathBuf::from("reaper.db"),
             worker_name: "reaper".into(),
-            em: None,
-            dcs: None,
+            em: Vec::new(),
+            dcs: Vec::new(),
             max_attempts: 8,
             task_timeout: Duration::from_secs(3600),
             retry: Backoff::RETRY,
@@ -148,8 +157,8 @@ impl Config {
             backlog_limit: s.parse("REAPER_BACKLOG_LIMIT", d.backlog_limit)?,
             ledger: PathBuf::from(s.string("REAPER_LEDGER", "reaper.db")),
             worker_name: s.string("REAPER_WORKER_NAME", &d.worker_name),
-            em,
-            dcs,
+            em: em.into_iter().collect(),
+            dcs: dcs.into_iter().collect(),
             max_attempts,
             task_timeout: s.duration("REAPER_TASK_TIMEOUT", d.task_timeout)?,
             retry: backoff(s, "RETRY", d.retry, Jitter::Full)?,
@@ -191,6 +200,7 @@ fn topology(s: &Source, d: &Topology) -> Result<Topology, ConfigError> {
             None => None,
             Some(_) => Some(s.duration("REAPER_QUEUE_EXPIRES", Duration::ZERO)?),
         },
+        route_by_endpoint: s.bool("REAPER_ROUTE_BY_ENDPOINT", d.route_by_endpoint)?,
     })
 }
 

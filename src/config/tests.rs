@@ -15,7 +15,7 @@ fn defaults_serve_a_local_run() {
     assert_eq!(c.topology.request_queue, "reaper.requests");
     assert_eq!(c.topology.dead_letter_queue, "reaper.requests.dead");
     assert_eq!(c.ledger, PathBuf::from("reaper.db"));
-    assert!(c.em.is_none());
+    assert!(c.em.is_empty());
     assert_eq!(c.max_attempts, 8);
     assert_eq!(c.task_timeout, Duration::from_secs(3600));
 }
@@ -50,7 +50,7 @@ fn em_settings_need_credentials_and_keep_the_password_secret() {
         ("REAPER_EM_FORMAT", "json"),
     ]))
     .unwrap();
-    let em = c.em.unwrap();
+    let em = c.em.into_iter().next().unwrap();
     assert_eq!(em.url, "https://em:9398");
     assert_eq!(em.format, Format::Json);
     assert!(!format!("{em:?}").contains("hunter2"));
@@ -77,7 +77,7 @@ fn a_password_file_is_read_and_a_toml_file_sits_under_the_environment() {
     .unwrap();
     assert_eq!(c.max_attempts, 4, "environment wins over the file");
     assert_eq!(c.ledger, PathBuf::from("x.db"));
-    let em = c.em.unwrap();
+    let em = c.em.into_iter().next().unwrap();
     assert_eq!(em.budget.rate_per_sec, 5.0);
     assert_eq!(em.password.current().expose(), "s3cret");
     assert_eq!(

@@ -34,14 +34,14 @@ impl Endpoints {
     ) -> anyhow::Result<Self> {
         let health = |name: &str| Arc::new(EndpointHealth::new(name, transitions.clone()));
         let mut em = HashMap::new();
-        if let Some(s) = &cfg.em {
+        for s in &cfg.em {
             let limiter = Arc::new(Limiter::named(&s.name, s.budget));
             let client = EmClient::new(s, limiter, health(&s.name))
                 .with_context(|| format!("EM endpoint `{}`", s.name))?;
             em.insert(s.name.clone(), Arc::new(client));
         }
         let mut dcs = HashMap::new();
-        if let Some(s) = &cfg.dcs {
+        for s in &cfg.dcs {
             let limiter = Arc::new(Limiter::named(&s.name, s.budget));
             let client = DcsClient::new(s, limiter, health(&s.name))
                 .with_context(|| format!("DCS endpoint `{}`", s.name))?;
@@ -97,8 +97,8 @@ impl Endpoints {
 /// where a request that names no `endpoint` goes.
 pub fn default_endpoint(cfg: &Config, system: System) -> String {
     let name = match system {
-        System::Em => cfg.em.as_ref().map(|e| &e.name),
-        System::Dcs => cfg.dcs.as_ref().map(|d| &d.name),
+        System::Em => cfg.em.first().map(|e| &e.name),
+        System::Dcs => cfg.dcs.first().map(|d| &d.name),
     };
     name.cloned().unwrap_or_else(|| match system {
         System::Em => "em".into(),

@@ -78,7 +78,7 @@ async fn endpoint_event_among_outcomes(
 
 /// A slow budget, so a batch is still being sent while the test acts on it.
 fn slow(env: &mut TestEnv, rate_per_sec: f64) {
-    env.cfg.em.as_mut().unwrap().budget = Budget {
+    env.cfg.em[0].budget = Budget {
         rate_per_sec,
         burst: 1,
         max_in_flight: 4,

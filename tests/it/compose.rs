@@ -39,7 +39,7 @@ fn the_compose_worker_environment_is_a_valid_reaper_configuration() {
     let cfg =
         reaper::config::Config::from_vars(env.clone()).expect("the compose environment parses");
     assert!(cfg.amqp_url.expose().contains("@rabbitmq:5672"));
-    let em = cfg.em.expect("an EM endpoint");
+    let em = cfg.em.into_iter().next().expect("an EM endpoint");
     assert_eq!(em.url, "http://em-simulator:9398");
     assert_eq!(cfg.ledger, std::path::PathBuf::from("/data/reaper.db"));
     assert!(

@@ -121,8 +121,8 @@ async fn tokens_expiring_mid_batch_are_renewed_once_per_expiry_and_no_request_fa
     let env = TestEnv::new(SimConfig::default()).await;
     let mut env = env.with_iam_dcs();
     // Stretch the batch over about three seconds.
-    env.cfg.dcs.as_mut().unwrap().budget.rate_per_sec = 10.0;
-    env.cfg.dcs.as_mut().unwrap().budget.burst = 1;
+    env.cfg.dcs[0].budget.rate_per_sec = 10.0;
+    env.cfg.dcs[0].budget.burst = 1;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
     let requests = dcs_batch("exp", 30, PROJECT);
@@ -160,8 +160,8 @@ async fn short_lived_tokens_are_renewed_before_expiry_once_each() {
     })
     .await;
     let mut env = env.with_iam_dcs();
-    env.cfg.dcs.as_mut().unwrap().budget.rate_per_sec = 10.0;
-    env.cfg.dcs.as_mut().unwrap().budget.burst = 1;
+    env.cfg.dcs[0].budget.rate_per_sec = 10.0;
+    env.cfg.dcs[0].budget.burst = 1;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
     let started = std::time::Instant::now();
@@ -269,7 +269,7 @@ async fn a_refused_dcs_delete_reports_the_error_code_message_and_request_id() {
     })
     .await;
     let mut env = env.with_dcs(DcsAuth::Static(Secret::new("static-pipeline-token").into()));
-    env.cfg.dcs.as_mut().unwrap().not_found_is_absent = false;
+    env.cfg.dcs[0].not_found_is_absent = false;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
     let gone = task_id();

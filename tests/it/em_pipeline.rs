@@ -26,7 +26,7 @@ fn request(id: &str, target: serde_json::Value) -> RequestWire {
 
 async fn every_em_type_in(format: Format) {
     let mut env = TestEnv::new(quick()).await;
-    env.cfg.em.as_mut().unwrap().format = format;
+    env.cfg.em[0].format = format;
     let mut events = env.watcher().await;
     let worker = env.start_worker();
     let (job, child) = (guid(), guid());
@@ -370,7 +370,7 @@ async fn a_task_of_another_logon_session_is_refused_and_says_why() {
     })
     .await;
     // Another client (an operator's script) starts a task in its own logon session.
-    let settings = env.cfg.em.clone().unwrap();
+    let settings = env.cfg.em[0].clone();
     let limiter = std::sync::Arc::new(reaper::limit::Limiter::new(settings.budget));
     let health = std::sync::Arc::new(reaper::health::EndpointHealth::detached("other"));
     let other = reaper::em::EmClient::new(&settings, limiter, health).unwrap();

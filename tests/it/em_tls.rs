@@ -265,7 +265,7 @@ fn a_ca_file_that_is_not_pem_stops_start_up_naming_its_key() {
     }
 
     let c = config_with(&[("REAPER_EM_CA_FILE", &pki.ca_path())]).unwrap();
-    assert_eq!(c.em.unwrap().http.ca_file, Some(pki.ca_path()));
+    assert_eq!(c.em[0].http.ca_file, Some(pki.ca_path()));
 }
 
 #[tokio::test]

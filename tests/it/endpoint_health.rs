@@ -128,7 +128,7 @@ async fn assert_released(
 async fn a_wrong_em_password_file_holds_every_request_until_the_file_is_fixed() {
     let mut env = TestEnv::new(quick()).await;
     let (path, password) = secret_file(&env, "em-password", WRONG);
-    env.cfg.em.as_mut().unwrap().password = password;
+    env.cfg.em[0].password = password;
     let health = Arc::new(Health::default());
     let metrics = serve_metrics(&env, Arc::clone(&health)).await;
     let mut events = env.watcher().await;
@@ -232,7 +232,7 @@ async fn iam_refusing_the_dcs_password_file_holds_every_request_until_the_file_i
 #[tokio::test]
 async fn a_deadline_still_applies_while_the_endpoint_is_down() {
     let mut env = TestEnv::new(quick()).await;
-    env.cfg.em.as_mut().unwrap().url = format!("http://127.0.0.1:{}", free_port());
+    env.cfg.em[0].url = format!("http://127.0.0.1:{}", free_port());
     let health = Arc::new(Health::default());
     let metrics = serve_metrics(&env, Arc::clone(&health)).await;
     let mut events = env.watcher().await;
@@ -272,7 +272,7 @@ async fn a_deadline_still_applies_while_the_endpoint_is_down() {
 async fn an_em_that_refuses_connections_holds_every_request_until_it_answers() {
     let mut env = TestEnv::new(quick()).await;
     let port = free_port();
-    env.cfg.em.as_mut().unwrap().url = format!("http://127.0.0.1:{port}");
+    env.cfg.em[0].url = format!("http://127.0.0.1:{port}");
     let health = Arc::new(Health::default());
     let metrics = serve_metrics(&env, Arc::clone(&health)).await;
     let mut events = env.watcher().await;

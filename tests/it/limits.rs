@@ -17,7 +17,7 @@ fn quick() -> SimConfig {
 }
 
 fn set_budget(env: &mut TestEnv, budget: Budget) {
-    env.cfg.em.as_mut().unwrap().budget = budget;
+    env.cfg.em[0].budget = budget;
 }
 
 #[tokio::test]

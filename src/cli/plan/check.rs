@@ -91,7 +91,7 @@ impl Checker {
         lines: Vec<(usize, Result<DeleteRequest, Rejection>)>,
         bar: &indicatif::ProgressBar,
     ) -> Vec<Item> {
-        let at_once = self.cfg.em.as_ref().map_or(1, |e| e.budget.max_in_flight);
+        let at_once = self.cfg.em.first().map_or(1, |e| e.budget.max_in_flight);
         let mut items: Vec<Item> = futures_util::stream::iter(triage(lines))
             .map(|work| async move {
                 let item = match work {

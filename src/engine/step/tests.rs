@@ -48,7 +48,7 @@ impl World {
         };
         let mut cfg = Config {
             ledger: dir.path().join("ledger.db"),
-            em: Some(settings.clone()),
+            em: vec![settings.clone()],
             ..Config::default()
         };
         tune(&mut cfg);

@@ -126,7 +126,7 @@ impl TestEnv {
 
     /// Also points the worker at the simulator's DCS (and IAM), authenticating with `auth`.
     pub fn with_dcs(mut self, auth: DcsAuth) -> Self {
-        self.cfg.dcs = Some(dcs_settings(&self.sim, auth));
+        self.cfg.dcs = vec![dcs_settings(&self.sim, auth)];
         self
     }
 
