@@ -26,6 +26,9 @@ pub enum BrokerState {
     Connecting,
     /// Connected, topology declared, consuming the request queue.
     Consuming,
+    /// Connected, but another worker holds a request queue's lease: this one is its standby
+    /// and calls none of its endpoints (design 1.8).
+    Standby,
     /// The connection was lost: reconnecting with back-off.
     Reconnecting,
     /// The worker stopped consuming (it is shutting down).
@@ -37,6 +40,7 @@ impl BrokerState {
         match self {
             BrokerState::Connecting => "connecting",
             BrokerState::Consuming => "consuming",
+            BrokerState::Standby => "standby",
             BrokerState::Reconnecting => "reconnecting",
             BrokerState::Stopped => "stopped",
         }

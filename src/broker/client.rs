@@ -13,11 +13,14 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, Consumer};
 
-/// Publishes delete requests to the request queue (through the default exchange), persistent
-/// and with `message_id` = `request_id`, and waits for every confirm.
+/// Publishes delete requests, persistent and with `message_id` = `request_id`, and waits for
+/// every confirm: to the request queue through the default exchange or, routed by endpoint
+/// (design 1.8), through the direct exchange named like the request queue with the request's
+/// endpoint as routing key.
 pub struct RequestPublisher {
     ch: Channel,
     queue: String,
+    routed: bool,
 }
 
 impl RequestPublisher {
@@ -27,12 +30,14 @@ impl RequestPublisher {
         Ok(RequestPublisher {
             ch,
             queue: topology.request_queue.clone(),
+            routed: topology.route_by_endpoint,
         })
     }
 
-    /// Publishes a raw body (for tests of malformed input) with an optional `message_id`.
+    /// Publishes a raw body (for tests of malformed input) with an optional `message_id`, to
+    /// the request queue (not when routed by endpoint: a raw body names no endpoint).
     pub async fn publish_raw(&self, body: &[u8], message_id: Option<&str>) -> anyhow::Result<()> {
-        let confirm = self.send(body, message_id).await?;
+        let confirm = self.send(body, message_id, None).await?;
         self.confirmed(confirm).await
     }
 
@@ -41,7 +46,8 @@ impl RequestPublisher {
         let mut pending = Vec::with_capacity(requests.len());
         for r in requests {
             let body = serde_json::to_vec(r)?;
-            pending.push(self.send(&body, r.request_id.as_deref()).await?);
+            let (id, endpoint) = (r.request_id.as_deref(), r.endpoint.as_deref());
+            pending.push(self.send(&body, id, endpoint).await?);
         }
         for confirm in pending {
             self.confirmed(confirm).await?;
@@ -49,12 +55,51 @@ impl RequestPublisher {
         Ok(())
     }
 
-    /// Sends one persistent message to the request queue, `mandatory`.
+    /// Routed by endpoint: checks that each of `endpoints` has its queue, so that nothing is
+    /// published for an endpoint no worker has declared (the exchange would dead-letter it).
+    pub async fn check_routes(
+        &self,
+        conn: &Connection,
+        endpoints: impl IntoIterator<Item = &str>,
+    ) -> anyhow::Result<()> {
+        if !self.routed {
+            return Ok(());
+        }
+        for endpoint in endpoints {
+            let queue = format!("{}.{endpoint}", self.queue);
+            let ch = conn.create_channel().await?;
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            if let Err(e) = ch
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+            {
+                anyhow::bail!(
+                    "no queue {queue} for endpoint `{endpoint}` ({e}): start a worker serving                      it with REAPER_ROUTE_BY_ENDPOINT=true first"
+                );
+            }
+            let _ = ch.close(200, "checked".into()).await;
+        }
+        Ok(())
+    }
+
+    /// Sends one persistent message, `mandatory`, to the request queue, or routed by endpoint
+    /// to `endpoint`'s.
     async fn send(
         &self,
         body: &[u8],
         message_id: Option<&str>,
+        endpoint: Option<&str>,
     ) -> anyhow::Result<lapin::PublisherConfirm> {
+        let (exchange, key) = match (self.routed, endpoint) {
+            (false, _) => ("", self.queue.as_str()),
+            (true, Some(endpoint)) => (self.queue.as_str(), endpoint),
+            (true, None) => anyhow::bail!(
+                "requests are routed by endpoint (REAPER_ROUTE_BY_ENDPOINT): this one names none"
+            ),
+        };
         let mut props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2);
@@ -67,7 +112,7 @@ impl RequestPublisher {
         };
         Ok(self
             .ch
-            .basic_publish("".into(), self.queue.as_str().into(), options, body, props)
+            .basic_publish(exchange.into(), key.into(), options, body, props)
             .await?)
     }
 

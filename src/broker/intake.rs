@@ -28,9 +28,12 @@ pub enum Disposition {
 }
 
 /// Everything intake needs, shared with nothing but the ledger and two wake-ups.
+#[derive(Clone)]
 pub struct IntakeCtx {
     pub ledger: Ledger,
     pub queue: String,
+    /// Routed by endpoint: the endpoint of the queue, where a request that names none goes.
+    pub shard: Option<String>,
     pub prefetch: u16,
     pub backlog_limit: u64,
     pub worker_name: String,
@@ -89,6 +92,15 @@ enum Decision {
 }
 
 impl IntakeCtx {
+    /// The intake of one request queue.
+    pub fn for_queue(&self, queue: &crate::broker::RequestQueue) -> IntakeCtx {
+        IntakeCtx {
+            queue: queue.name.clone(),
+            shard: queue.endpoint.clone(),
+            ..self.clone()
+        }
+    }
+
     /// Decodes and validates one message (no I/O).
     fn decide(&self, body: &[u8], message_id: Option<&str>) -> Decision {
         // A panic while decoding would be a bug; should one be reached by some input, the
@@ -106,6 +118,7 @@ impl IntakeCtx {
                 let endpoint = req
                     .endpoint
                     .clone()
+                    .or_else(|| self.shard.clone())
                     .unwrap_or_else(|| match req.target.system() {
                         System::Em => self.em_endpoint.clone(),
                         System::Dcs => self.dcs_endpoint.clone(),

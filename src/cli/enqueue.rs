@@ -8,8 +8,9 @@
 
 use crate::broker::client::RequestPublisher;
 use crate::config::Config;
-use crate::request::{DeleteRequest, Rejection, RequestWire};
+use crate::request::{DeleteRequest, Rejection, RequestWire, System};
 use anyhow::Context;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -85,13 +86,41 @@ pub fn read_requests(
         .collect())
 }
 
+/// The wire form of `req`, ready to publish. Routed by endpoint (`REAPER_ROUTE_BY_ENDPOINT`),
+/// a request that names no endpoint is given the only configured endpoint of its system (it
+/// travels by that name); with none or several configured it cannot be routed.
+fn routed(cfg: &Config, req: DeleteRequest) -> Result<RequestWire, String> {
+    let mut wire = req.to_wire();
+    if !cfg.topology.route_by_endpoint || wire.endpoint.is_some() {
+        return Ok(wire);
+    }
+    let (system, names): (&str, Vec<&str>) = match req.target.system() {
+        System::Em => ("EM", cfg.em.iter().map(|e| e.name.as_str()).collect()),
+        System::Dcs => ("DCS", cfg.dcs.iter().map(|d| d.name.as_str()).collect()),
+    };
+    match names.as_slice() {
+        [only] => {
+            wire.endpoint = Some(only.to_string());
+            Ok(wire)
+        }
+        _ => Err(format!(
+            "names no endpoint, and requests are routed by endpoint (REAPER_ROUTE_BY_ENDPOINT) \
+             while {} {system} endpoints are configured: set `endpoint`",
+            names.len()
+        )),
+    }
+}
+
 pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     let cfg = Config::from_env()?;
     let mut good: Vec<RequestWire> = Vec::new();
     let mut bad = 0usize;
     for (line, decoded) in read_requests(&args.file)? {
-        match decoded {
-            Ok(r) => good.push(r.to_wire()),
+        match decoded
+            .map_err(|e| e.to_string())
+            .and_then(|r| routed(&cfg, r))
+        {
+            Ok(r) => good.push(r),
             Err(e) => {
                 bad += 1;
                 eprintln!("{}:{line}: {e}", args.file.display());
@@ -106,6 +135,8 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     }
     let conn = crate::broker::connect(cfg.amqp_url.expose(), "reaper/enqueue").await?;
     let publisher = RequestPublisher::new(&conn, &cfg.topology).await?;
+    let endpoints: BTreeSet<&str> = good.iter().filter_map(|r| r.endpoint.as_deref()).collect();
+    publisher.check_routes(&conn, endpoints).await?;
     let bar = super::progress_bar(good.len(), "requests confirmed");
     for chunk in good.chunks(args.chunk.max(1)) {
         publisher.publish_all(chunk).await?;
@@ -113,8 +144,13 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     }
     bar.finish();
     let _ = conn.close(200, "done".into()).await;
+    let to = if cfg.topology.route_by_endpoint {
+        "the exchange "
+    } else {
+        ""
+    };
     println!(
-        "{} request(s) published to {}{}",
+        "{} request(s) published to {to}{}{}",
         good.len(),
         cfg.topology.request_queue,
         if bad > 0 {

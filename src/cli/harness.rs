@@ -65,7 +65,8 @@ impl Sandbox {
         let client_name = format!("reaper/{}-client", spec.name);
         let conn = crate::broker::connect(cfg.amqp_url.expose(), &client_name).await?;
         let setup = conn.create_channel().await?;
-        crate::broker::declare(&setup, &cfg.topology).await?;
+        let queues = crate::broker::request_queues(&cfg.topology, &cfg.endpoint_names());
+        crate::broker::declare(&setup, &cfg.topology, &queues).await?;
         let _ = setup.close(200, "declared".into()).await;
         Ok(Sandbox {
             sim,

@@ -128,6 +128,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The names of every configured endpoint, EM and DCS, sorted.
+    pub fn endpoint_names(&self) -> Vec<String> {
+        let em = self.em.iter().map(|e| e.name.clone());
+        let mut names: Vec<String> = em.chain(self.dcs.iter().map(|d| d.name.clone())).collect();
+        names.sort();
+        names
+    }
+
     /// Reads the configuration from the process environment (and `REAPER_CONFIG`).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(source::reaper_vars()?)

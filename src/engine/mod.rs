@@ -5,6 +5,7 @@
 //! that is down are left waiting (design 1.7). Knows nothing of the broker or the metrics:
 //! the worker (`crate::worker`) composes it with them.
 
+mod active;
 mod brakes;
 mod dcs;
 mod em;
@@ -15,6 +16,7 @@ mod rails;
 mod remote;
 mod step;
 
+pub use active::Active;
 pub use next::{Ending, Next};
 pub use rails::{Screen, screen_target};
 pub use remote::{dcs_client_of, em_client_of};
@@ -93,6 +95,8 @@ pub struct Engine {
     pub(crate) dcs: HashMap<String, Arc<DcsClient>>,
     /// The protected objects, asked before every DELETE.
     pub(crate) protection: Protection,
+    /// The endpoints this worker may call now (the others' rows wait, polls included).
+    pub active: Arc<Active>,
     /// The endpoints at their delete cap.
     caps: brakes::CapState,
     /// Room to dispatch DELETEs, per endpoint.
@@ -120,8 +124,8 @@ impl Engine {
             em,
             dcs,
             protection,
+            active: Arc::new(Active::everything()),
             caps: Default::default(),
-
             wake: Arc::new(Notify::new()),
             outbox_wake,
         }
@@ -133,12 +137,21 @@ impl Engine {
         em.chain(self.dcs.values().map(|c| c.health()))
     }
 
-    /// The names of the endpoints that are down now (their rows are not handed out).
+    /// Makes the engine call only the endpoints `active` allows (a worker's election).
+    pub fn with_active(mut self, active: Arc<Active>) -> Self {
+        self.active = active;
+        self
+    }
+
+    /// The names of the endpoints whose rows are not handed out at all: those that are down
+    /// now, and those this worker may not call (it is their standby).
     fn down_endpoints(&self) -> Vec<String> {
-        self.endpoints()
-            .filter(|h| h.is_down())
-            .map(|h| h.name().to_string())
-            .collect()
+        let mut down = self
+            .active
+            .standby_among(self.em.keys().chain(self.dcs.keys()));
+        let sick = self.endpoints().filter(|h| h.is_down());
+        down.extend(sick.map(|h| h.name().to_string()));
+        down
     }
 
     /// The endpoints whose unsent work waits (their polls go on): all of them while the
@@ -151,9 +164,9 @@ impl Engine {
         self.caps.held(now_ms())
     }
 
-    /// Whether the endpoint named `name` is down now.
+    /// Whether the endpoint named `name` is down now, or this worker may not call it.
     pub(crate) fn is_down(&self, name: &str) -> bool {
-        self.endpoints().any(|h| h.name() == name && h.is_down())
+        !self.active.allows(name) || self.endpoints().any(|h| h.name() == name && h.is_down())
     }
 
     /// Runs until cancelled, then lets in-flight steps finish within the grace period

@@ -6,6 +6,7 @@
 use crate::config::Config;
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
+use crate::engine::Active;
 use crate::event::{EndpointData, EndpointEvent};
 use crate::health::{self, EndpointHealth, Transition};
 use crate::ledger::{Ledger, NewEvent, now_ms};
@@ -57,24 +58,40 @@ impl Endpoints {
             .collect()
     }
 
-    /// Starts one prober per endpoint, until `cancel`.
-    pub fn spawn_probers(&self, cancel: &CancellationToken) -> JoinSet<()> {
+    /// The names of every endpoint, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.em.keys().chain(self.dcs.keys()).cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Starts one prober per endpoint, until `cancel`. A probe is a call: it waits until
+    /// `active` lets this worker call the endpoint.
+    pub fn spawn_probers(&self, cancel: &CancellationToken, active: &Arc<Active>) -> JoinSet<()> {
         let mut probers = JoinSet::new();
-        for c in self.em.values() {
-            let client = Arc::clone(c);
+        for (name, c) in &self.em {
+            let (client, active, name) = (Arc::clone(c), Arc::clone(active), name.clone());
             let probe = move || {
-                let client = Arc::clone(&client);
-                async move { client.probe().await }
+                let (client, active, name) =
+                    (Arc::clone(&client), Arc::clone(&active), name.clone());
+                async move {
+                    active.until_allowed(&name).await;
+                    client.probe().await
+                }
             };
             let secrets = vec![c.password().clone()];
             let run = health::probe::run(Arc::clone(c.health()), secrets, probe, cancel.clone());
             probers.spawn(run);
         }
-        for c in self.dcs.values() {
-            let client = Arc::clone(c);
+        for (name, c) in &self.dcs {
+            let (client, active, name) = (Arc::clone(c), Arc::clone(active), name.clone());
             let probe = move || {
-                let client = Arc::clone(&client);
-                async move { client.probe().await }
+                let (client, active, name) =
+                    (Arc::clone(&client), Arc::clone(&active), name.clone());
+                async move {
+                    active.until_allowed(&name).await;
+                    client.probe().await
+                }
             };
             let run =
                 health::probe::run(Arc::clone(c.health()), c.secrets(), probe, cancel.clone());
@@ -83,9 +100,10 @@ impl Endpoints {
         probers
     }
 
-    /// Logs the EM sessions off (once, at shutdown).
-    pub async fn log_off(&self) {
-        for (name, client) in &self.em {
+    /// Logs the EM sessions off (once, at shutdown), those of the endpoints `active` still
+    /// lets this worker call: a standby calls nothing.
+    pub async fn log_off(&self, active: &Active) {
+        for (name, client) in self.em.iter().filter(|(n, _)| active.allows(n)) {
             if let Err(e) = client.log_off().await {
                 tracing::warn!(endpoint = %name, error = %e, "EM log-off failed");
             }

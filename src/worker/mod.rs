@@ -14,10 +14,10 @@ pub use endpoints::{Endpoints, default_endpoint, endpoint_event, endpoint_of};
 
 use crate::broker::{intake::IntakeCtx, publisher::Publisher};
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Active, Engine};
 use crate::guard::Protection;
-use crate::ledger::Ledger;
 use crate::ledger::PauseScope;
+use crate::ledger::{Ledger, WorkerLock};
 use crate::metrics::Health;
 use crate::request::System;
 use crate::retry::Backoff;
@@ -36,6 +36,8 @@ pub async fn run(
     health: Arc<Health>,
 ) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
+    // One worker per ledger file: a second one is refused before it touches the ledger.
+    let _lock = WorkerLock::take(&cfg.ledger, &cfg.worker_name)?;
     // Fail closed: a bad protect file stops start-up before anything is consumed or called.
     let protection = Protection::load(&cfg.guard)?;
     let ledger = Ledger::open(&cfg.ledger).await?;
@@ -43,15 +45,26 @@ pub async fn run(
     let (transitions, transitions_rx) = mpsc::unbounded_channel();
     let endpoints = Endpoints::build(&cfg, transitions)?;
     health.set_endpoints(endpoints.health());
+    let names = endpoints.names();
+    let queues = crate::broker::request_queues(&cfg.topology, &names);
+    anyhow::ensure!(
+        !queues.is_empty(),
+        "REAPER_ROUTE_BY_ENDPOINT is on but no endpoint is configured: there is no queue to consume"
+    );
+    // A standby until RabbitMQ elects this worker for a request queue (design 1.8).
+    let active = Arc::new(Active::standby());
     let outbox_wake = Arc::new(Notify::new());
-    let engine = Arc::new(Engine::new(
+    let engine = Engine::new(
         ledger.clone(),
         Arc::clone(&cfg),
         endpoints.em.clone(),
         endpoints.dcs.clone(),
         protection.clone(),
         Arc::clone(&outbox_wake),
-    ));
+    );
+    let engine = Arc::new(engine.with_active(Arc::clone(&active)));
+    // The worker stops on `shutdown`, or by itself when the broker's topology cannot be used.
+    let shutdown = shutdown.child_token();
     let watcher_stop = CancellationToken::new();
     let watcher = AbortOnDropHandle::new(protection.spawn_watcher(watcher_stop.clone()));
     let pauses = AbortOnDropHandle::new(tokio::spawn(show_pauses(
@@ -61,7 +74,7 @@ pub async fn run(
     )));
 
     let probes_stop = CancellationToken::new();
-    let mut probers = endpoints.spawn_probers(&probes_stop);
+    let mut probers = endpoints.spawn_probers(&probes_stop, &active);
     let reporter_stop = CancellationToken::new();
     // Every part is aborted when this future is dropped (a crash, in tests): nothing of a
     // dropped worker goes on consuming or calling.
@@ -74,10 +87,21 @@ pub async fn run(
         reporter_stop.clone(),
     )));
     let publisher_stop = CancellationToken::new();
-    let link = broker_link(&cfg, &ledger, &engine, outbox_wake, health);
-    let link = AbortOnDropHandle::new(tokio::spawn(
-        link.run(shutdown.clone(), publisher_stop.clone()),
-    ));
+    let link = BrokerLink {
+        queues,
+        endpoints: names,
+        active: Arc::clone(&active),
+        engine_wake: Arc::clone(&engine.wake),
+        ..broker_link(&cfg, &ledger, &engine, outbox_wake, health)
+    };
+    let link_stop = (shutdown.clone(), publisher_stop.clone());
+    let link = AbortOnDropHandle::new(tokio::spawn(async move {
+        let result = link.run(link_stop.0.clone(), link_stop.1).await;
+        if result.is_err() {
+            link_stop.0.cancel(); // the topology cannot be used: the worker stops
+        }
+        result
+    }));
 
     run_engine(&engine, &ledger, &shutdown).await;
     watcher_stop.cancel();
@@ -85,13 +109,13 @@ pub async fn run(
     let _ = pauses.await;
     probes_stop.cancel();
     while probers.join_next().await.is_some() {}
-    endpoints.log_off().await;
+    endpoints.log_off(&active).await;
     reporter_stop.cancel();
     let _ = reporter.await;
     publisher_stop.cancel();
-    let _ = link.await;
+    let link = link.await;
     ledger.close().await;
-    Ok(())
+    link.unwrap_or_else(|e| Err(anyhow::anyhow!("the broker link failed: {e}")))
 }
 
 /// Shows the endpoints paused in the ledger (by the breaker, or by `reaper pause` from
@@ -156,6 +180,10 @@ fn broker_link(
         },
         cfg: Arc::clone(cfg),
         health,
+        queues: Vec::new(),
+        endpoints: Vec::new(),
+        active: Arc::new(Active::standby()),
+        engine_wake: Arc::clone(&engine.wake),
     }
 }
 
@@ -163,6 +191,7 @@ fn intake(cfg: &Config, ledger: &Ledger, engine: &Engine, outbox_wake: &Arc<Noti
     IntakeCtx {
         ledger: ledger.clone(),
         queue: cfg.topology.request_queue.clone(),
+        shard: None,
         prefetch: cfg.prefetch,
         backlog_limit: cfg.backlog_limit,
         worker_name: cfg.worker_name.clone(),

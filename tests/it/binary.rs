@@ -21,14 +21,38 @@ pub(crate) fn reaper_bin() -> Command {
 
 /// A running `reaper` whose output is read as it comes: a full pipe would block its logging
 /// (and with it the worker) long before the test reads it.
-struct Running {
-    child: std::process::Child,
+pub(crate) struct Running {
+    pub(crate) child: std::process::Child,
     stdout: std::thread::JoinHandle<Vec<u8>>,
     stderr: std::thread::JoinHandle<Vec<u8>>,
 }
 
+impl Running {
+    /// `kill -9`: the process ends at once, without any of its own shutdown path.
+    pub(crate) async fn kill9(mut self) -> std::process::Output {
+        self.child.kill().unwrap();
+        self.output().await
+    }
+
+    /// Waits for the process to end by itself; its status and output.
+    pub(crate) async fn output(self) -> std::process::Output {
+        let Running {
+            mut child,
+            stdout,
+            stderr,
+        } = self;
+        tokio::task::spawn_blocking(move || std::process::Output {
+            status: child.wait().unwrap(),
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        })
+        .await
+        .unwrap()
+    }
+}
+
 /// Starts `cmd` with both outputs piped and drained.
-fn start(cmd: &mut Command) -> Running {
+pub(crate) fn start(cmd: &mut Command) -> Running {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -51,28 +75,17 @@ fn start(cmd: &mut Command) -> Running {
 }
 
 /// Sends SIGTERM to the running binary and waits for its output.
-async fn stop_with_sigterm(running: Running) -> std::process::Output {
-    let Running {
-        mut child,
-        stdout,
-        stderr,
-    } = running;
+pub(crate) async fn stop_with_sigterm(running: Running) -> std::process::Output {
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &running.child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    tokio::task::spawn_blocking(move || std::process::Output {
-        status: child.wait().unwrap(),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    })
-    .await
-    .unwrap()
+    running.output().await
 }
 
 /// `GET url`: the status and body, or `(0, "")` when nothing answers within 10 s.
-async fn get(url: &str) -> (u16, String) {
+pub(crate) async fn get(url: &str) -> (u16, String) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -490,6 +503,16 @@ async fn reaper_prune_forgets_only_requests_that_finished_before_the_cutoff() {
 /// `reaper run` against the simulator and the test's topology, its endpoint named `endpoint`,
 /// serving health and metrics on `metrics`.
 fn reaper_run(env: &TestEnv, endpoint: &str, metrics: &str) -> Command {
+    reaper_run_on(env, &env.ledger_path(), endpoint, metrics)
+}
+
+/// [`reaper_run`] with its own ledger file.
+pub(crate) fn reaper_run_on(
+    env: &TestEnv,
+    ledger: &std::path::Path,
+    endpoint: &str,
+    metrics: &str,
+) -> Command {
     let t = &env.cfg.topology;
     let mut c = reaper_bin();
     c.arg("run")
@@ -499,7 +522,7 @@ fn reaper_run(env: &TestEnv, endpoint: &str, metrics: &str) -> Command {
         .env("REAPER_DEAD_LETTER_EXCHANGE", &t.dead_letter_exchange)
         .env("REAPER_EVENTS_EXCHANGE", &t.events_exchange)
         .env("REAPER_QUEUE_EXPIRES", "10m")
-        .env("REAPER_LEDGER", env.ledger_path())
+        .env("REAPER_LEDGER", ledger)
         .env("REAPER_EM_URL", env.sim.base_url())
         .env("REAPER_EM_NAME", endpoint)
         .env("REAPER_EM_USERNAME", "reaper")

@@ -19,6 +19,8 @@ mod limits;
 mod outbox;
 mod pipeline;
 mod plan;
+mod replicas;
+mod sharding;
 mod sim_dcs;
 mod sim_em;
 mod sim_em_reads;

@@ -113,7 +113,9 @@ impl Checker {
 
     /// Logs the EM sessions off (once, when done).
     pub async fn log_off(&self) {
-        self.endpoints.log_off().await;
+        self.endpoints
+            .log_off(&crate::engine::Active::everything())
+            .await;
     }
 
     /// The verdict on one valid request, and why.

@@ -192,6 +192,12 @@ impl Worker {
         self.task.await.unwrap().expect("the worker stops cleanly");
     }
 
+    /// How the worker ended by itself (within `timeout`): its result.
+    pub async fn result(self, timeout: Duration) -> anyhow::Result<()> {
+        let ended = tokio::time::timeout(timeout, self.task).await;
+        ended.expect("the worker ends by itself").unwrap()
+    }
+
     /// A crash: the worker's future is dropped wherever it is.
     pub async fn kill(self) {
         self.task.abort();
