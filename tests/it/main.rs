@@ -15,6 +15,7 @@ mod em_pipeline;
 mod em_tls;
 mod endpoint_health;
 mod guard_rails;
+mod kubernetes;
 mod limits;
 mod outbox;
 mod pipeline;
