@@ -27,11 +27,16 @@ pub struct BenchArgs {
     /// Length of the budget run's measuring window.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub budget_window: Duration,
+    /// Finished requests in the ledger for a second throughput run, as a long-running ledger
+    /// holds them (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    pub prefill: u64,
 }
 
 fn spec(sim: SimConfig, budget: Budget, base: &Config) -> HarnessSpec {
     HarnessSpec {
         name: "bench",
+        prefill: 0,
         sim,
         budget,
         format: Format::Xml,
@@ -88,25 +93,38 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0 // utime + stime, at the usual 100 ticks a second
 }
 
-async fn throughput(base: &Config, n: usize, task: Duration) -> anyhow::Result<()> {
+async fn throughput(base: &Config, n: usize, task: Duration, prefill: u64) -> anyhow::Result<()> {
     let sim = SimConfig {
         task_duration: (task, task),
         ..Default::default()
     };
-    let mut h = Harness::start(base.clone(), spec(sim, UNLIMITED, base)).await?;
+    let spec = HarnessSpec {
+        prefill,
+        ..spec(sim, UNLIMITED, base)
+    };
+    let mut h = Harness::start(base.clone(), spec).await?;
     let requests = sample_batch(n, "bench-throughput");
     let started = Instant::now();
     h.publish(&requests).await?;
     await_events(&mut h, n).await?;
     let secs = started.elapsed().as_secs_f64();
     let stats = h.sim.stats();
+    let scrape = if prefill > 0 {
+        Some(scrape_times(&h).await?)
+    } else {
+        None
+    };
     h.stop().await;
     let tasks = if task.is_zero() {
         "tasks end at once".to_string()
     } else {
         format!("tasks run {}", humantime::format_duration(task))
     };
-    println!("throughput: {n} em.job requests, {tasks}, no latency, no rate limit");
+    let ledger = match prefill {
+        0 => String::new(),
+        p => format!(", {p} finished requests already in the ledger"),
+    };
+    println!("throughput: {n} em.job requests, {tasks}, no latency, no rate limit{ledger}");
     println!(
         "  completed           {n} in {secs:.2} s = {:.0} requests/s end to end",
         n as f64 / secs
@@ -116,7 +134,40 @@ async fn throughput(base: &Config, n: usize, task: Duration) -> anyhow::Result<(
         stats.total_calls,
         stats.total_calls as f64 / n as f64
     );
+    if let Some((status, metrics)) = scrape {
+        println!(
+            "  answers             `reaper status` {:.1} ms, GET /metrics {:.1} ms (first, uncached)",
+            status * 1e3,
+            metrics * 1e3
+        );
+    }
     Ok(())
+}
+
+/// Seconds `reaper status` (open the ledger, count) and a first `/metrics` scrape take on
+/// the harness's ledger while its worker runs.
+async fn scrape_times(h: &Harness) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let ledger = crate::ledger::Ledger::open(&h.cfg.ledger).await?;
+    ledger.counts().await?;
+    let status = started.elapsed().as_secs_f64();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let health = std::sync::Arc::default();
+    let server = crate::metrics::serve(listener, ledger.clone(), health, stop.clone());
+    let server = tokio::spawn(server);
+    let started = Instant::now();
+    let body = reqwest::get(&url).await?.text().await?;
+    let metrics = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        body.contains("reaper_requests"),
+        "the scrape answered no request gauge"
+    );
+    stop.cancel();
+    let _ = server.await;
+    ledger.close().await;
+    Ok((status, metrics))
 }
 
 async fn memory(base: &Config, n: usize) -> anyhow::Result<()> {
@@ -303,8 +354,11 @@ async fn budget(base: &Config, rate: f64, window: Duration) -> anyhow::Result<()
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let base = Config::from_env()?;
-    throughput(&base, args.requests, Duration::ZERO).await?;
-    throughput(&base, args.requests, Duration::from_secs(1)).await?;
+    throughput(&base, args.requests, Duration::ZERO, 0).await?;
+    if args.prefill > 0 {
+        throughput(&base, args.requests, Duration::ZERO, args.prefill).await?;
+    }
+    throughput(&base, args.requests, Duration::from_secs(1), 0).await?;
     if args.in_flight > 0 {
         memory(&base, args.in_flight).await?;
     }

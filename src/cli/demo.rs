@@ -87,6 +87,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 fn spec(args: &DemoArgs, base: &Config) -> HarnessSpec {
     HarnessSpec {
         name: "demo",
+        prefill: 0,
         sim: crate::sim::SimConfig {
             task_duration: args.task_duration,
             ..Default::default()

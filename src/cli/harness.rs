@@ -125,6 +125,8 @@ pub struct HarnessSpec {
     pub poll: crate::retry::Backoff,
     pub engine_concurrency: usize,
     pub backlog_limit: u64,
+    /// Finished requests put in the ledger before the worker starts (a long-running ledger).
+    pub prefill: u64,
 }
 
 /// A running simulator + worker + event watcher (the sandbox's fields are reached through it).
@@ -165,6 +167,12 @@ impl Harness {
             quorum: false,
         };
         let world = Sandbox::start(base, sandbox).await?;
+        if spec.prefill > 0 {
+            let ledger = world.ledger().await?;
+            let endpoint = &world.cfg.em[0].name;
+            ledger.prefill_finished(spec.prefill, endpoint, 0).await?;
+            ledger.close().await;
+        }
         let events = world.watcher().await?;
         let cancel = CancellationToken::new();
         let worker = spawn_worker(&world.cfg, &cancel);

@@ -78,6 +78,10 @@ impl Engine {
         // Decided only when there is room to send at once: a pause or the cap reached while
         // this request waited is obeyed.
         let _gate = self.gates.enter(&row.endpoint).await;
+        if !self.active.allows(&row.endpoint) {
+            // The worker lost its election while this request waited: the DELETE is not sent.
+            return self.wait_for_endpoint(&row).await;
+        }
         let now = now_ms();
         let cap = self.cfg.guard.max_deletes_per_hour;
         let lease = now + ms(LEASE);
