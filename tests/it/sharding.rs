@@ -112,6 +112,12 @@ async fn two_workers_each_serve_their_own_endpoint_from_its_own_queue() {
     wy.stop().await;
     sim_x.shutdown().await;
     sim_y.shutdown().await;
+    let ch = env.conn.create_channel().await.unwrap();
+    for e in ["em-x", "em-y"] {
+        let _ = ch.queue_delete(queue(e).as_str().into(), Default::default()).await;
+    }
+    let exchange = env.cfg.topology.request_queue.as_str();
+    let _ = ch.exchange_delete(exchange.into(), Default::default()).await;
     env.cleanup().await;
 }
 
