@@ -79,7 +79,7 @@ impl Engine {
         // this request waited is obeyed.
         let _gate = self.gates.enter(&row.endpoint).await;
         let now = now_ms();
-        let cap = self.cfg.guard.max_deletes_per_hour;
+        let cap = self.guard(&row.endpoint).max_deletes_per_hour;
         let lease = now + ms(LEASE);
         let attempt = match self
             .ledger
