@@ -360,3 +360,29 @@ fn plain_http_urls_of_several_endpoints_are_warned_about_by_name() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn the_readme_example_holds_only_keys_its_tables_take() {
+    let readme = include_str!("../../../README.md");
+    let example = readme
+        .split("### Several endpoints in one worker")
+        .nth(1)
+        .and_then(|s| s.split("```toml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the README shows a TOML example of several endpoints");
+    let f = file(example);
+    // Read as the file is read (the secret and CA files it names do not exist here).
+    let read = super::super::file::read_toml(&f.path).unwrap();
+    let names = |tables: &[super::super::tables::RawTable]| -> Vec<String> {
+        tables
+            .iter()
+            .map(|t| t.vars["REAPER_EM_NAME"].clone())
+            .collect()
+    };
+    assert_eq!(names(&read.tables.em), ["em-paris", "em-lyon"]);
+    assert_eq!(read.tables.dcs.len(), 1);
+    assert_eq!(
+        read.tables.dcs[0].vars["REAPER_DCS_IAM_URL"],
+        "https://iam.ap-southeast-1.myhuaweicloud.com"
+    );
+}
