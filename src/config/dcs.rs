@@ -1,7 +1,7 @@
 //! The Huawei Cloud DCS endpoint's settings: its URL, how it authenticates (a static token or
 //! IAM password credentials), TLS trust and its own call budget.
 
-use super::endpoint::{budget, http_settings, http_url};
+use super::endpoint::{budget, http_settings, http_url, name};
 use super::errors::{ConfigError, err};
 use super::secret::SecretSource;
 use super::source::Source;
@@ -61,7 +61,7 @@ pub(super) fn dcs_settings(
         }
     };
     Ok(Some(DcsSettings {
-        name: s.string("REAPER_DCS_NAME", "dcs"),
+        name: name(s, "REAPER_DCS_NAME", "dcs")?,
         url,
         auth,
         http,

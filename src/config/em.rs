@@ -1,7 +1,7 @@
 //! The Veeam Enterprise Manager endpoint's settings: its URL, logon credentials, body format,
 //! TLS trust and call budget.
 
-use super::endpoint::{http_settings, http_url};
+use super::endpoint::{http_settings, http_url, name};
 use super::errors::{ConfigError, err};
 use super::format::Format;
 use super::secret::SecretSource;
@@ -40,7 +40,7 @@ pub(super) fn em_settings(s: &Source, budget: Budget) -> Result<Option<EmSetting
         )
     })?;
     Ok(Some(EmSettings {
-        name: s.string("REAPER_EM_NAME", "em"),
+        name: name(s, "REAPER_EM_NAME", "em")?,
         url,
         username,
         password,

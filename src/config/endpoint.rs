@@ -7,12 +7,42 @@ use crate::http::HttpSettings;
 use crate::limit::Budget;
 use std::path::{Path, PathBuf};
 
+/// The longest endpoint name: a name becomes a routing key, part of a queue's name and a
+/// metric label.
+const NAME_MAX: usize = 64;
+
 /// The budget an endpoint has when nothing is configured (`REAPER_RATE_PER_SEC`, …).
 pub(super) const DEFAULT_BUDGET: Budget = Budget {
     rate_per_sec: 10.0,
     burst: 10,
     max_in_flight: 8,
 };
+
+/// Whether `name` can name an endpoint: 1–64 characters of `[A-Za-z0-9._-]`, not `.` or `..`
+/// (what a request's `endpoint` may hold); else why not.
+pub(super) fn valid_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty()
+        || name.len() > NAME_MAX
+        || name == "."
+        || name == ".."
+        || !name.chars().all(ok_char)
+    {
+        return Err(format!(
+            "`{}` is not an endpoint name: 1-{NAME_MAX} characters of [A-Za-z0-9._-], not . or \
+             .. (a name becomes a routing key, a queue name and a metric label)",
+            crate::request::printable(name)
+        ));
+    }
+    Ok(())
+}
+
+/// An endpoint's name from `key`, `default` when unset; checked by [`valid_name`].
+pub(super) fn name(s: &Source, key: &str, default: &str) -> Result<String, ConfigError> {
+    let name = s.string(key, default);
+    valid_name(&name).map_err(|why| err(key, why))?;
+    Ok(name)
+}
 
 /// An endpoint's base URL from `key`: http(s), without a trailing `/`.
 pub(super) fn http_url(key: &str, url: &str) -> Result<String, ConfigError> {

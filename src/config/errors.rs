@@ -61,24 +61,32 @@ pub(super) fn shown(key: &str, value: &str) -> String {
 }
 
 impl Config {
-    /// Settings that work but deserve an operator's attention, each naming its key: a plain
-    /// `http://` endpoint URL sends credentials and tokens over the network unencrypted.
+    /// Settings that work but deserve an operator's attention, each naming its key (and its
+    /// endpoint, when there are several of a kind): a plain `http://` endpoint URL sends
+    /// credentials and tokens over the network unencrypted.
     pub fn warnings(&self) -> Vec<String> {
-        let mut urls: Vec<(&str, &str)> = Vec::new();
+        let mut urls: Vec<(&str, &str, &str)> = Vec::new();
+        let (several_em, several_dcs) = (self.em.len() > 1, self.dcs.len() > 1);
         for em in &self.em {
-            urls.push(("REAPER_EM_URL", &em.url));
+            let name = if several_em { em.name.as_str() } else { "" };
+            urls.push(("REAPER_EM_URL", name, &em.url));
         }
         for dcs in &self.dcs {
-            urls.push(("REAPER_DCS_URL", &dcs.url));
+            let name = if several_dcs { dcs.name.as_str() } else { "" };
+            urls.push(("REAPER_DCS_URL", name, &dcs.url));
             if let super::DcsAuth::Iam { iam_url, .. } = &dcs.auth {
-                urls.push(("REAPER_DCS_IAM_URL", iam_url));
+                urls.push(("REAPER_DCS_IAM_URL", name, iam_url));
             }
         }
         urls.into_iter()
-            .filter(|(_, url)| url.starts_with("http://"))
-            .map(|(key, url)| {
+            .filter(|(_, _, url)| url.starts_with("http://"))
+            .map(|(key, name, url)| {
+                let of = match name {
+                    "" => String::new(),
+                    name => format!(" of endpoint `{name}`"),
+                };
                 format!(
-                    "{key} is {}: plain http, so credentials and tokens cross the network \
+                    "{key}{of} is {}: plain http, so credentials and tokens cross the network \
                      unencrypted; use https:// outside a test setup",
                     shown(key, url)
                 )

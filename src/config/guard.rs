@@ -2,6 +2,7 @@
 //! the failure breaker, read and checked like every other setting. What they do lives in
 //! `crate::guard` and the engine; this file only reads them.
 
+use super::Config;
 use super::errors::{ConfigError, err, shown};
 use super::source::Source;
 use std::path::PathBuf;
@@ -44,6 +45,60 @@ impl GuardRails {
     pub fn breaker_enabled(&self) -> bool {
         self.breaker_ratio > 0.0
     }
+}
+
+/// The guard-rail settings of one endpoint's `[[em]]` / `[[dcs]]` table (design 1.8): each
+/// one it sets overrides the top-level one (`None`: not set, the top-level one applies). Its
+/// protected objects add to the top-level ones: a table can never lift a global protection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GuardOverrides {
+    pub dry_run: Option<bool>,
+    pub max_deletes_per_hour: Option<u32>,
+    pub breaker_ratio: Option<f64>,
+    pub breaker_min: Option<u32>,
+    pub breaker_window: Option<u32>,
+    /// Its own protect file, in force besides `REAPER_PROTECT_FILE`.
+    pub protect_file: Option<PathBuf>,
+    /// Its own job-name globs, in force besides `REAPER_PROTECT_JOB_NAMES`.
+    pub protect_job_names: Vec<String>,
+}
+
+impl Config {
+    /// The guard rails of the endpoint named `endpoint`: the top-level ones ([`Config::guard`])
+    /// with what its table sets over them. Its `protect_file` and `protect_job_names` stay the
+    /// top-level ones: the endpoint's own protected objects come on top of them (see
+    /// `crate::guard::Protections`, which loads both).
+    pub fn guard_for(&self, endpoint: &str) -> GuardRails {
+        let mut g = self.guard.clone();
+        if let Some(o) = self.endpoint_guards.get(endpoint) {
+            g.dry_run = o.dry_run.unwrap_or(g.dry_run);
+            g.max_deletes_per_hour = o.max_deletes_per_hour.unwrap_or(g.max_deletes_per_hour);
+            g.breaker_ratio = o.breaker_ratio.unwrap_or(g.breaker_ratio);
+            g.breaker_min = o.breaker_min.unwrap_or(g.breaker_min);
+            g.breaker_window = o.breaker_window.unwrap_or(g.breaker_window);
+        }
+        g
+    }
+}
+
+/// A table's guard-rail settings. `merged` is the table over the top-level settings, so that
+/// every value is checked (the breaker with what it inherits); `own` is the table alone: what
+/// it sets, and its own protected objects.
+pub(super) fn overrides(merged: &Source, own: &Source) -> Result<GuardOverrides, ConfigError> {
+    let rails = guard_rails(merged)?;
+    let set = |key: &str| own.get(key).is_some();
+    Ok(GuardOverrides {
+        dry_run: set("REAPER_DRY_RUN").then_some(rails.dry_run),
+        max_deletes_per_hour: set("REAPER_MAX_DELETES_PER_HOUR")
+            .then_some(rails.max_deletes_per_hour),
+        breaker_ratio: set("REAPER_BREAKER_RATIO").then_some(rails.breaker_ratio),
+        breaker_min: set("REAPER_BREAKER_MIN").then_some(rails.breaker_min),
+        breaker_window: set("REAPER_BREAKER_WINDOW").then_some(rails.breaker_window),
+        protect_file: own
+            .get("REAPER_PROTECT_FILE")
+            .map(|p| PathBuf::from(p.trim())),
+        protect_job_names: job_name_globs(own)?,
+    })
 }
 
 /// The guard rails from their keys, each checked and named when wrong.

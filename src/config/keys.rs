@@ -85,7 +85,7 @@ pub const KNOWN_KEYS: &[&str] = &[
 const ENV_ONLY: &[&str] = &["REAPER_CONFIG", "REAPER_SIM_LISTEN"];
 
 /// How alike (Jaro-Winkler, 0 to 1) a known key must be to be offered as "did you mean".
-const SUGGEST_FROM: f64 = 0.8;
+pub(super) const SUGGEST_FROM: f64 = 0.8;
 
 /// Whether `key` starts with `REAPER_` in any case: a variable meant for reaper.
 pub(super) fn has_prefix(key: &str) -> bool {

@@ -1,15 +1,18 @@
 //! One typed, validated configuration, built once at start-up from `REAPER_…` environment
 //! variables over an optional TOML file (`REAPER_CONFIG`, same keys in lower case without the
-//! prefix). A bad value stops start-up with an error that names its key; so does a key reaper
-//! does not read (`keys`: a typo is never ignored).
+//! prefix, and `[[em]]` / `[[dcs]]` tables for several endpoints: `tables`, `endpoints`). A
+//! bad value stops start-up with an error that names its key; so does a key reaper does not
+//! read (`keys`: a typo is never ignored).
 
 use crate::retry::{Backoff, Jitter};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 mod dcs;
 mod em;
 mod endpoint;
+mod endpoints;
 mod errors;
 mod file;
 mod format;
@@ -18,13 +21,14 @@ mod keys;
 mod log;
 mod secret;
 mod source;
+mod tables;
 
 pub use dcs::{DcsAuth, DcsSettings};
 pub use em::EmSettings;
 pub use errors::ConfigError;
 use errors::err;
 pub use format::Format;
-pub use guard::{GuardRails, job_name_pattern};
+pub use guard::{GuardOverrides, GuardRails, job_name_pattern};
 pub use keys::KNOWN_KEYS;
 pub use log::LogFormat;
 pub use secret::{FILE_RECHECK, Secret, SecretSource, env_secret};
@@ -90,8 +94,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (`None`: not served).
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Dry run, protected objects, the delete cap and the failure breaker (design 1.6).
+    /// Dry run, protected objects, the delete cap and the failure breaker (design 1.6): the
+    /// top-level settings, every endpoint's unless its table overrides them.
     pub guard: GuardRails,
+    /// What the endpoints' `[[em]]` / `[[dcs]]` tables set of the guard rails, by endpoint
+    /// name (see [`Config::guard_for`]).
+    pub endpoint_guards: HashMap<String, GuardOverrides>,
 }
 
 impl Default for Config {
@@ -123,6 +131,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             metrics_addr: None,
             guard: GuardRails::default(),
+            endpoint_guards: HashMap::new(),
         }
     }
 }
@@ -153,9 +162,7 @@ impl Config {
     fn from_source(s: &Source) -> Result<Self, ConfigError> {
         let d = Config::default();
         let topology = topology(s, &d.topology)?;
-        let budget = endpoint::budget(s, "REAPER_", endpoint::DEFAULT_BUDGET)?;
-        let em = em::em_settings(s, budget)?;
-        let dcs = dcs::dcs_settings(s, budget)?;
+        let endpoints = endpoints::endpoints(s, &topology)?;
         let max_attempts = s.positive("REAPER_MAX_ATTEMPTS", d.max_attempts)?;
         let prefetch = s.positive("REAPER_PREFETCH", d.prefetch)?;
         Ok(Config {
@@ -165,8 +172,8 @@ impl Config {
             backlog_limit: s.parse("REAPER_BACKLOG_LIMIT", d.backlog_limit)?,
             ledger: PathBuf::from(s.string("REAPER_LEDGER", "reaper.db")),
             worker_name: s.string("REAPER_WORKER_NAME", &d.worker_name),
-            em: em.into_iter().collect(),
-            dcs: dcs.into_iter().collect(),
+            em: endpoints.em,
+            dcs: endpoints.dcs,
             max_attempts,
             task_timeout: s.duration("REAPER_TASK_TIMEOUT", d.task_timeout)?,
             retry: backoff(s, "RETRY", d.retry, Jitter::Full)?,
@@ -179,6 +186,7 @@ impl Config {
             shutdown_grace: s.duration("REAPER_SHUTDOWN_GRACE", d.shutdown_grace)?,
             metrics_addr: metrics_addr(s)?,
             guard: guard::guard_rails(s)?,
+            endpoint_guards: endpoints.guards,
         })
     }
 }

@@ -4,12 +4,18 @@
 use super::errors::{ConfigError, bad_value, err, shown};
 use super::keys;
 use super::secret::{SecretSource, secret_from};
+use super::tables::Tables;
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-/// Raw key → value pairs: the TOML file first, then the environment over it.
-pub(super) struct Source(pub(super) HashMap<String, String>);
+/// Raw key → value pairs: the TOML file first, then the environment over it; and the file's
+/// endpoint tables.
+#[derive(Default)]
+pub(super) struct Source {
+    pub(super) vars: HashMap<String, String>,
+    pub(super) tables: Tables,
+}
 
 /// The process's `REAPER_…` variables (the prefix in any case: `reaper_dry_run` is caught as
 /// a typo, not passed over). Variables that are not Unicode are passed over, except a
@@ -39,18 +45,49 @@ impl Source {
             .filter(|(k, _)| keys::has_prefix(k))
             .collect();
         keys::check_env(env.keys().map(String::as_str))?;
-        let mut merged = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
-            Some(path) => super::file::read_toml(path.trim())?,
-            None => HashMap::new(),
+        let mut source = match env.get("REAPER_CONFIG").filter(|p| !p.trim().is_empty()) {
+            Some(path) => {
+                let file = super::file::read_toml(path.trim())?;
+                Source {
+                    vars: file.vars,
+                    tables: file.tables,
+                }
+            }
+            None => Source::default(),
         };
-        merged.extend(env);
-        Ok(Source(merged))
+        source.vars.extend(env);
+        Ok(source)
+    }
+
+    /// The settings of one endpoint table: `vars` (the table's, in the variables' key space)
+    /// over these, less the variables of its kind (`prefix`: `REAPER_EM_`), which describe
+    /// the one endpoint tables replace. Without tables of its own.
+    pub(super) fn under(&self, prefix: &str, vars: &HashMap<String, String>) -> Source {
+        let mut merged: HashMap<String, String> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| !k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        merged.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Source {
+            vars: merged,
+            tables: Tables::default(),
+        }
+    }
+
+    /// Only `vars`: what a table itself sets.
+    pub(super) fn only(vars: &HashMap<String, String>) -> Source {
+        Source {
+            vars: vars.clone(),
+            tables: Tables::default(),
+        }
     }
 
     /// The value of `key`, unless unset or blank.
     pub(super) fn get(&self, key: &str) -> Option<&str> {
         debug_assert!(keys::is_known(key), "{key} is read but not in KNOWN_KEYS");
-        self.0
+        self.vars
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())

@@ -109,7 +109,7 @@ fn errors_quote_values_only_of_keys_that_cannot_hold_a_secret() {
         ]),
         // Credentials in a URL's user part.
         vars(&[("REAPER_EM_URL", &format!("ftp://svc:{secret}@em:9398"))]),
-        // A multi-endpoint table holding a password: refused without printing the table.
+        // An endpoint table holding a password (and no URL): refused without printing it.
         vars(&[(
             "REAPER_CONFIG",
             &toml(

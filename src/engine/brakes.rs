@@ -68,7 +68,7 @@ impl Engine {
             .caps
             .with(|m| m.insert(endpoint.to_string(), until).is_none());
         if first {
-            let cap = self.cfg.guard.max_deletes_per_hour;
+            let cap = self.guard(endpoint).max_deletes_per_hour;
             tracing::warn!(endpoint, cap, resumes_at = %ms_to_time(until),
                 "delete cap reached: DELETEs wait (polls go on)");
             metrics::gauge!("reaper_delete_cap_reached", "endpoint" => endpoint.to_string())
@@ -87,9 +87,14 @@ impl Engine {
 
     /// After a failure of a request of `endpoint`: trips the failure breaker when its
     /// figures say so (the ledger decides and pauses in one transaction, with the
-    /// `endpoint.paused` event carrying the figures).
+    /// `endpoint.paused` event carrying the figures). An endpoint that is not configured has
+    /// no breaker: its requests are refused before any call, and pausing it would only
+    /// show a phantom endpoint as paused.
     pub(super) async fn check_breaker(&self, endpoint: &str, now: i64) -> anyhow::Result<()> {
-        let g = &self.cfg.guard;
+        if !self.em.contains_key(endpoint) && !self.dcs.contains_key(endpoint) {
+            return Ok(());
+        }
+        let g = self.guard(endpoint);
         let rule = BreakerRule {
             ratio: g.breaker_ratio,
             min: g.breaker_min,

@@ -19,12 +19,12 @@ mod step;
 pub use active::Active;
 pub use next::{Ending, Next};
 pub use rails::{Screen, screen_target};
-pub use remote::{dcs_client_of, em_client_of};
+pub use remote::{UNNAMED_ENDPOINT, dcs_client_of, em_client_of};
 
-use crate::config::Config;
+use crate::config::{Config, GuardRails};
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
-use crate::guard::Protection;
+use crate::guard::Protections;
 use crate::health::EndpointHealth;
 use crate::ledger::{Ledger, RequestRow, Skip, now_ms};
 use fence::StepEnd;
@@ -93,8 +93,11 @@ pub struct Engine {
     pub(crate) cfg: Arc<Config>,
     pub(crate) em: HashMap<String, Arc<EmClient>>,
     pub(crate) dcs: HashMap<String, Arc<DcsClient>>,
-    /// The protected objects, asked before every DELETE.
-    pub(crate) protection: Protection,
+    /// The protected objects of each endpoint, asked before every DELETE.
+    pub(crate) protections: Protections,
+    /// Each endpoint's guard rails (the top-level ones with its table's over them), resolved
+    /// once when the engine is built.
+    guards: HashMap<String, GuardRails>,
     /// The endpoints this worker may call now (the others' rows wait, polls included).
     pub active: Arc<Active>,
     /// The endpoints at their delete cap.
@@ -113,17 +116,20 @@ impl Engine {
         cfg: Arc<Config>,
         em: HashMap<String, Arc<EmClient>>,
         dcs: HashMap<String, Arc<DcsClient>>,
-        protection: Protection,
+        protections: Protections,
         outbox_wake: Arc<Notify>,
     ) -> Self {
         let gates = brakes::Gates::new(&cfg);
+        let names = em.keys().chain(dcs.keys());
+        let guards = names.map(|n| (n.clone(), cfg.guard_for(n))).collect();
         Engine {
             gates,
             ledger,
             cfg,
             em,
             dcs,
-            protection,
+            protections,
+            guards,
             active: Arc::new(Active::everything()),
             caps: Default::default(),
             wake: Arc::new(Notify::new()),
@@ -154,14 +160,18 @@ impl Engine {
         down
     }
 
-    /// The endpoints whose unsent work waits (their polls go on): all of them while the
-    /// protect file cannot be used, else those at their delete cap. Claiming such work only
-    /// to hand it back would churn through the backlog.
+    /// The endpoints whose unsent work waits (their polls go on): those whose protection
+    /// cannot be used now (a changed protect file of theirs is unusable), and those at their
+    /// delete cap. Claiming such work only to hand it back would churn through the backlog.
     fn held_endpoints(&self) -> Vec<String> {
-        if self.protection.is_unavailable() {
-            return self.em.keys().chain(self.dcs.keys()).cloned().collect();
-        }
-        self.caps.held(now_ms())
+        let mut held = self.protections.unavailable();
+        held.extend(self.caps.held(now_ms()));
+        held
+    }
+
+    /// The guard rails of `endpoint` (the top-level ones for an endpoint not configured).
+    pub(crate) fn guard(&self, endpoint: &str) -> &GuardRails {
+        self.guards.get(endpoint).unwrap_or(&self.cfg.guard)
     }
 
     /// Whether the endpoint named `name` is down now, or this worker may not call it.

@@ -139,7 +139,9 @@ impl Engine {
     /// The guard rails for one dispatch of `row` (its endpoint is known to be configured).
     pub(super) async fn screen(&self, row: &RequestRow, target: &Target) -> Screen {
         let client = self.em_client(row).map(|c| &**c);
-        screen_target(&self.protection, client, target, self.cfg.guard.dry_run).await
+        let protection = self.protections.of(&row.endpoint);
+        let dry_run = self.guard(&row.endpoint).dry_run;
+        screen_target(protection, client, target, dry_run).await
     }
 }
 

@@ -11,6 +11,11 @@ use crate::request::{Segment, Target};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The endpoint recorded for a request that names none while several endpoints of its system
+/// are configured: never a configured name (those are `[A-Za-z0-9._-]`), so such a request
+/// is refused, with the configured names, instead of being sent to one picked for it.
+pub const UNNAMED_ENDPOINT: &str = "(unnamed)";
+
 /// One DELETE, bound to its client.
 pub(super) enum Remote {
     Em {
@@ -97,7 +102,8 @@ pub fn dcs_client_of<'a>(
 }
 
 /// The client of `endpoint` among those of one system, or an `unsupported` error saying
-/// that the system has no endpoint configured, or none of that name.
+/// that the system has no endpoint configured, or none of that name, or that the request
+/// must name one of several (listing the configured names).
 fn lookup<'a, C>(
     clients: &'a HashMap<String, Arc<C>>,
     endpoint: &str,
@@ -105,10 +111,23 @@ fn lookup<'a, C>(
     url_key: &str,
 ) -> Result<&'a Arc<C>, ErrorInfo> {
     clients.get(endpoint).ok_or_else(|| {
+        let mut names: Vec<&str> = clients.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let names = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         unsupported(if clients.is_empty() {
             format!("no {system} endpoint is configured (set {url_key})")
+        } else if endpoint == UNNAMED_ENDPOINT {
+            format!(
+                "the request names no `endpoint` and {} {system} endpoints are configured \
+                 ({names}): set `endpoint` to one of them",
+                clients.len()
+            )
         } else {
-            format!("unknown endpoint `{endpoint}`")
+            format!("unknown endpoint `{endpoint}` (configured {system} endpoints: {names})")
         })
     })
 }

@@ -83,7 +83,7 @@ impl Engine {
             return self.wait_for_endpoint(&row).await;
         }
         let now = now_ms();
-        let cap = self.cfg.guard.max_deletes_per_hour;
+        let cap = self.guard(&row.endpoint).max_deletes_per_hour;
         let lease = now + ms(LEASE);
         let attempt = match self
             .ledger

@@ -5,6 +5,9 @@
 
 use crate::config::{ConfigError, job_name_pattern};
 
+/// The key of the top-level globs, as verdicts name it.
+pub(crate) const KEY: &str = "REAPER_PROTECT_JOB_NAMES";
+
 /// The compiled globs, each kept with the text it was written as.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameRules {

@@ -22,17 +22,30 @@ pub(crate) const KEY: &str = "REAPER_PROTECT_FILE";
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct ProtectList {
     ids: HashMap<String, usize>,
+    /// How rules and errors name the file: [`KEY`], or an endpoint's `protect_file`.
+    key: String,
 }
 
 impl ProtectList {
     /// Parses the protect file at `path` (named in errors), whose content is `bytes`.
+    #[cfg(test)]
     pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::parse_as(KEY, path, bytes)
+    }
+
+    /// Parses the protect file at `path` (named in errors), whose content is `bytes`; its
+    /// rules and errors name it `key`.
+    pub(crate) fn parse_as(key: &str, path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        let malformed = |line: usize, why: &str| ConfigError {
+            key: key.into(),
+            reason: format!("`{}` line {line}: {why}", path.display()),
+        };
         let text = std::str::from_utf8(bytes).map_err(|e| {
             let line = bytes[..e.valid_up_to()]
                 .iter()
                 .filter(|b| **b == b'\n')
                 .count();
-            malformed(path, line + 1, "is not UTF-8 text")
+            malformed(line + 1, "is not UTF-8 text")
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut ids = HashMap::new();
@@ -41,10 +54,13 @@ impl ProtectList {
             if content.is_empty() {
                 continue;
             }
-            let key = entry(content).map_err(|why| malformed(path, i + 1, &why))?;
-            ids.entry(key).or_insert(i + 1);
+            let id = entry(content).map_err(|why| malformed(i + 1, &why))?;
+            ids.entry(id).or_insert(i + 1);
         }
-        Ok(ProtectList { ids })
+        Ok(ProtectList {
+            ids,
+            key: key.to_string(),
+        })
     }
 
     /// How many distinct ids the file protects.
@@ -58,16 +74,8 @@ impl ProtectList {
         ids(target).into_iter().find_map(|(role, id)| {
             self.ids
                 .get(&normalised(id))
-                .map(|line| format!("{role} {id} is protected ({KEY} line {line})"))
+                .map(|line| format!("{role} {id} is protected ({} line {line})", self.key))
         })
-    }
-}
-
-/// The error for line `line` of the file at `path`.
-fn malformed(path: &Path, line: usize, why: &str) -> ConfigError {
-    ConfigError {
-        key: KEY.into(),
-        reason: format!("`{}` line {line}: {why}", path.display()),
     }
 }
 

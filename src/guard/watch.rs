@@ -7,8 +7,8 @@
 //! reads agree, the verdict is "unavailable", so no DELETE slips through meanwhile. Each
 //! change is logged once: an error when the new file cannot be used, info when it can.
 
-use super::protect::{KEY, ProtectList};
-use super::{IdState, Protection};
+use super::protect::ProtectList;
+use super::{IdState, Layer, Protection};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,11 +32,11 @@ pub(super) fn read(path: &Path) -> Seen {
     std::fs::read(path).map_err(|e| e.to_string())
 }
 
-/// What the ids' state becomes for a read of the file at `path`.
-pub(super) fn state_of(path: &Path, seen: &Seen) -> IdState {
+/// What the ids' state becomes for a read of the file at `path`, named `key`.
+pub(super) fn state_of(key: &str, path: &Path, seen: &Seen) -> IdState {
     match seen {
-        Err(e) => IdState::Unavailable(format!("{KEY}: cannot read `{}`: {e}", path.display())),
-        Ok(bytes) => match ProtectList::parse(path, bytes) {
+        Err(e) => IdState::Unavailable(format!("{key}: cannot read `{}`: {e}", path.display())),
+        Ok(bytes) => match ProtectList::parse_as(key, path, bytes) {
             Ok(list) => IdState::Loaded(Arc::new(list)),
             Err(e) => IdState::Unavailable(format!("{}: {}", e.key, e.reason)),
         },
@@ -90,15 +90,25 @@ impl Tracker {
     }
 }
 
-/// Watches the protect file of `protection` every `every` until `shutdown`.
+/// Watches each protect file of `protection` every `every` until `shutdown`.
 ///
 /// Cancel safety: cancelled only between reads; a read under way finishes first.
 pub(super) async fn run(protection: Protection, every: Duration, shutdown: CancellationToken) {
-    let Some((path, loaded)) = protection.file() else {
+    let watchers = protection
+        .layers
+        .into_iter()
+        .map(|layer| watch_layer(layer, every, shutdown.clone()));
+    futures_util::future::join_all(watchers).await;
+}
+
+/// Watches the protect file of one `layer` (if it has one) every `every` until `shutdown`.
+async fn watch_layer(layer: Arc<Layer>, every: Duration, shutdown: CancellationToken) {
+    let Some((path, loaded)) = layer.file.clone() else {
         return;
     };
+    let key = layer.file_key.as_str();
     let mut tracker = Tracker::new(loaded);
-    let mut in_force = protection.ids();
+    let mut in_force = layer.ids();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -111,17 +121,17 @@ pub(super) async fn run(protection: Protection, every: Duration, shutdown: Cance
         match tracker.observe(seen) {
             Step::Same => {}
             Step::Settling => {
-                tracing::debug!("{KEY} `{}` changed: reading it again", path.display());
-                protection.set_ids(IdState::Unavailable(format!(
-                    "{KEY} `{}` is changing: it is read again before it counts",
+                tracing::debug!("{key} `{}` changed: reading it again", path.display());
+                layer.set_ids(IdState::Unavailable(format!(
+                    "{key} `{}` is changing: it is read again before it counts",
                     path.display()
                 )));
             }
-            Step::Back => protection.set_ids(in_force.clone()),
+            Step::Back => layer.set_ids(in_force.clone()),
             Step::Apply(seen) => {
-                let next = state_of(&path, &seen);
-                log_change(&path, &in_force, &next);
-                protection.set_ids(next.clone());
+                let next = state_of(key, &path, &seen);
+                log_change(key, &path, &in_force, &next);
+                layer.set_ids(next.clone());
                 in_force = next;
             }
         }
@@ -130,18 +140,18 @@ pub(super) async fn run(protection: Protection, every: Duration, shutdown: Cance
 
 /// Logs a change put in force, once: an error when the file cannot be used (no DELETE until
 /// it can), info when it can (and whether it recovered).
-fn log_change(path: &Path, before: &IdState, after: &IdState) {
+fn log_change(key: &str, path: &Path, before: &IdState, after: &IdState) {
     match (before, after) {
         (_, IdState::Unavailable(why)) => {
-            tracing::error!("{why}: no DELETE is sent until {KEY} is readable and valid again")
+            tracing::error!("{why}: no DELETE is sent until {key} is readable and valid again")
         }
         (IdState::Unavailable(_), IdState::Loaded(list)) => tracing::info!(
-            "{KEY} `{}` is valid again ({} protected ids): DELETEs resume",
+            "{key} `{}` is valid again ({} protected ids): DELETEs resume",
             path.display(),
             list.len()
         ),
         (IdState::Loaded(_), IdState::Loaded(list)) => tracing::info!(
-            "{KEY} `{}` changed: {} protected ids",
+            "{key} `{}` changed: {} protected ids",
             path.display(),
             list.len()
         ),

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::dcs::DcsClient;
 use crate::em::EmClient;
 use crate::engine::Active;
+use crate::engine::UNNAMED_ENDPOINT;
 use crate::event::{EndpointData, EndpointEvent};
 use crate::health::{self, EndpointHealth, Transition};
 use crate::ledger::{Ledger, NewEvent, now_ms};
@@ -111,24 +112,36 @@ impl Endpoints {
     }
 }
 
-/// The name of the configured endpoint of `system` (`em` / `dcs` when none is configured):
-/// where a request that names no `endpoint` goes.
-pub fn default_endpoint(cfg: &Config, system: System) -> String {
-    let name = match system {
-        System::Em => cfg.em.first().map(|e| &e.name),
-        System::Dcs => cfg.dcs.first().map(|d| &d.name),
+/// Where a request of `system` that names no `endpoint` goes: the one endpoint of `system`
+/// (`em` / `dcs` when none is configured: the request is refused as such). `None` when
+/// several are configured: the request must name one, it is never picked for it.
+pub fn default_endpoint(cfg: &Config, system: System) -> Option<String> {
+    let names: Vec<&String> = match system {
+        System::Em => cfg.em.iter().map(|e| &e.name).collect(),
+        System::Dcs => cfg.dcs.iter().map(|d| &d.name).collect(),
     };
-    name.cloned().unwrap_or_else(|| match system {
-        System::Em => "em".into(),
-        System::Dcs => "dcs".into(),
-    })
+    match names[..] {
+        [] => Some(match system {
+            System::Em => "em".into(),
+            System::Dcs => "dcs".into(),
+        }),
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
 
-/// The endpoint `req` goes to: its own `endpoint`, else the configured one of its system.
+/// The endpoint recorded for a request of `system` that names none: the
+/// [`default_endpoint`], or [`UNNAMED_ENDPOINT`] when several are configured, which the
+/// engine refuses (`unsupported`) with the configured names.
+pub fn recorded_endpoint(cfg: &Config, system: System) -> String {
+    default_endpoint(cfg, system).unwrap_or_else(|| UNNAMED_ENDPOINT.into())
+}
+
+/// The endpoint `req` goes to: its own `endpoint`, else [`recorded_endpoint`].
 pub fn endpoint_of(cfg: &Config, req: &DeleteRequest) -> String {
     req.endpoint
         .clone()
-        .unwrap_or_else(|| default_endpoint(cfg, req.target.system()))
+        .unwrap_or_else(|| recorded_endpoint(cfg, req.target.system()))
 }
 
 /// Writes each change of an endpoint's health to the outbox as an `endpoint.*` event and wakes

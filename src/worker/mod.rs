@@ -10,12 +10,12 @@
 mod broker_link;
 mod endpoints;
 
-pub use endpoints::{Endpoints, default_endpoint, endpoint_event, endpoint_of};
+pub use endpoints::{Endpoints, default_endpoint, endpoint_event, endpoint_of, recorded_endpoint};
 
 use crate::broker::{intake::IntakeCtx, publisher::Publisher};
 use crate::config::Config;
 use crate::engine::{Active, Engine};
-use crate::guard::Protection;
+use crate::guard::Protections;
 use crate::ledger::PauseScope;
 use crate::ledger::{Ledger, WorkerLock};
 use crate::metrics::Health;
@@ -38,8 +38,9 @@ pub async fn run(
     let cfg = Arc::new(cfg);
     // One worker per ledger file: a second one is refused before it touches the ledger.
     let _lock = WorkerLock::take(&cfg.ledger, &cfg.worker_name)?;
-    // Fail closed: a bad protect file stops start-up before anything is consumed or called.
-    let protection = Protection::load(&cfg.guard)?;
+    // Fail closed: a bad protect file (of any endpoint) stops start-up before anything is
+    // consumed or called.
+    let protection = Protections::load(&cfg)?;
     let ledger = Ledger::open(&cfg.ledger).await?;
     crate::engine::resume(&ledger, &cfg).await?;
     let (transitions, transitions_rx) = mpsc::unbounded_channel();
@@ -195,8 +196,8 @@ fn intake(cfg: &Config, ledger: &Ledger, engine: &Engine, outbox_wake: &Arc<Noti
         prefetch: cfg.prefetch,
         backlog_limit: cfg.backlog_limit,
         worker_name: cfg.worker_name.clone(),
-        em_endpoint: default_endpoint(cfg, System::Em),
-        dcs_endpoint: default_endpoint(cfg, System::Dcs),
+        em_endpoint: recorded_endpoint(cfg, System::Em),
+        dcs_endpoint: recorded_endpoint(cfg, System::Dcs),
         engine_wake: Arc::clone(&engine.wake),
         outbox_wake: Arc::clone(outbox_wake),
     }

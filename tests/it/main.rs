@@ -14,6 +14,7 @@ mod em_client;
 mod em_pipeline;
 mod em_tls;
 mod endpoint_health;
+mod endpoints;
 mod guard_rails;
 mod kubernetes;
 mod limits;

@@ -10,7 +10,7 @@
 use crate::config::Config;
 use crate::engine::{Screen, dcs_client_of, em_client_of, screen_target};
 use crate::event::{ErrorInfo, Outcome};
-use crate::guard::Protection;
+use crate::guard::Protections;
 use crate::request::{DeleteRequest, Rejection, System, Target};
 use crate::worker::{Endpoints, endpoint_of};
 use futures_util::StreamExt;
@@ -67,31 +67,31 @@ enum Work {
 pub struct Checker {
     cfg: Config,
     endpoints: Endpoints,
-    protection: Protection,
+    protections: Protections,
 }
 
 impl Checker {
     /// Builds the endpoint clients of `cfg` as the worker does (no call is made yet).
-    pub fn new(cfg: Config, protection: Protection) -> anyhow::Result<Self> {
+    pub fn new(cfg: Config, protections: Protections) -> anyhow::Result<Self> {
         // Nobody reports endpoint events here: the health changes are only logged.
         let (transitions, _) = tokio::sync::mpsc::unbounded_channel();
         let endpoints = Endpoints::build(&cfg, transitions)?;
         Ok(Checker {
             cfg,
             endpoints,
-            protection,
+            protections,
         })
     }
 
-    /// The plan of every line, in the file's order. At most an EM endpoint's `max_in_flight`
-    /// requests are checked at once (each call still waits for the endpoint's budget);
-    /// `bar` advances by one per line.
+    /// The plan of every line, in the file's order. At most the EM endpoints' `max_in_flight`
+    /// (summed) requests are checked at once (each call still waits for its endpoint's
+    /// budget); `bar` advances by one per line.
     pub async fn check_all(
         &self,
         lines: Vec<(usize, Result<DeleteRequest, Rejection>)>,
         bar: &indicatif::ProgressBar,
     ) -> Vec<Item> {
-        let at_once = self.cfg.em.first().map_or(1, |e| e.budget.max_in_flight);
+        let at_once: usize = self.cfg.em.iter().map(|e| e.budget.max_in_flight).sum();
         let mut items: Vec<Item> = futures_util::stream::iter(triage(lines))
             .map(|work| async move {
                 let item = match work {
@@ -122,7 +122,8 @@ impl Checker {
     async fn check(&self, req: &DeleteRequest) -> (Verdict, String) {
         let endpoint = endpoint_of(&self.cfg, req);
         let client = em_client_of(&self.endpoints.em, &endpoint).map(|c| &**c);
-        let screen = screen_target(&self.protection, client, &req.target, true).await;
+        let protection = self.protections.of(&endpoint);
+        let screen = screen_target(protection, client, &req.target, true).await;
         let (verdict, detail) = verdict_of(screen, &req.target);
         // A DCS target is never checked; say so when its endpoint is not even configured.
         if verdict == Verdict::Unchecked

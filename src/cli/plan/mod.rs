@@ -11,7 +11,7 @@ mod output;
 
 use super::enqueue::read_requests;
 use crate::config::Config;
-use crate::guard::Protection;
+use crate::guard::Protections;
 use anyhow::Context;
 use check::Checker;
 use output::{PlanFormat, Summary};
@@ -35,7 +35,7 @@ pub struct PlanArgs {
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let cfg = Config::from_env()?;
     // A bad protect file or glob stops it, as it stops the worker: no plan without the rules.
-    let protection = Protection::load(&cfg.guard)?;
+    let protection = Protections::load(&cfg)?;
     let lines = match read_requests(&args.file) {
         Ok(lines) => lines,
         Err(e) => {

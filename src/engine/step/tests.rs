@@ -57,12 +57,13 @@ impl World {
         let client = EmClient::new(&settings, limiter, Arc::clone(&health)).unwrap();
         let ledger = Ledger::open(&cfg.ledger).await.unwrap();
         let em = HashMap::from([("em".to_string(), Arc::new(client))]);
+        let protections = crate::guard::Protections::load(&cfg).unwrap();
         let engine = Engine::new(
             ledger.clone(),
             Arc::new(cfg),
             em,
             HashMap::new(),
-            crate::guard::Protection::load(&Default::default()).unwrap(),
+            protections,
             Arc::new(Notify::new()),
         );
         World {
