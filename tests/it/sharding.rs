@@ -114,10 +114,14 @@ async fn two_workers_each_serve_their_own_endpoint_from_its_own_queue() {
     sim_y.shutdown().await;
     let ch = env.conn.create_channel().await.unwrap();
     for e in ["em-x", "em-y"] {
-        let _ = ch.queue_delete(queue(e).as_str().into(), Default::default()).await;
+        let _ = ch
+            .queue_delete(queue(e).as_str().into(), Default::default())
+            .await;
     }
     let exchange = env.cfg.topology.request_queue.as_str();
-    let _ = ch.exchange_delete(exchange.into(), Default::default()).await;
+    let _ = ch
+        .exchange_delete(exchange.into(), Default::default())
+        .await;
     env.cleanup().await;
 }
 
