@@ -104,10 +104,13 @@ async fn throughput(base: &Config, n: usize, task: Duration, prefill: u64) -> an
     };
     let mut h = Harness::start(base.clone(), spec).await?;
     let requests = sample_batch(n, "bench-throughput");
+    let (cpu0, commits0) = (cpu_seconds(), crate::ledger::commits_so_far());
     let started = Instant::now();
     h.publish(&requests).await?;
     await_events(&mut h, n).await?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let commits = crate::ledger::commits_so_far() - commits0;
     let stats = h.sim.stats();
     let scrape = if prefill > 0 {
         Some(scrape_times(&h).await?)
@@ -133,6 +136,14 @@ async fn throughput(base: &Config, n: usize, task: Duration, prefill: u64) -> an
         "  EM calls            {} = {:.2} calls per completed request (DELETE, task polls, logon)",
         stats.total_calls,
         stats.total_calls as f64 / n as f64
+    );
+    println!(
+        "  CPU                 {:.3} ms per request (this process: worker, simulator, publisher and watcher)",
+        cpu * 1e3 / n as f64
+    );
+    println!(
+        "  ledger              {:.2} SQLite transactions committed per request",
+        commits as f64 / n as f64
     );
     if let Some((status, metrics)) = scrape {
         println!(

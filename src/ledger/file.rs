@@ -7,7 +7,17 @@ use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Sqlite, Transaction};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Transactions committed by every ledger of this process (explicit and autocommit ones),
+/// counted by SQLite's commit hook: what `reaper bench` divides by the requests.
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+/// How many ledger transactions this process has committed so far.
+pub fn commits_so_far() -> u64 {
+    COMMITS.load(Ordering::Relaxed)
+}
 
 /// Creates the ledger file readable and writable by its owner only (0600) when it does not
 /// exist yet, before SQLite opens it: it holds the whole history of what was deleted. SQLite
@@ -78,6 +88,15 @@ impl Ledger {
         // (whose busy handler sleeps). Other processes (`reaper status`) still read beside it.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.lock_handle().await?.set_commit_hook(|| {
+                        COMMITS.fetch_add(1, Ordering::Relaxed);
+                        true // let it commit
+                    });
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await
             .with_context(|| format!("opening the ledger {}", path.display()))?;

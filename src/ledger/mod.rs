@@ -23,6 +23,7 @@ mod wait;
 pub use cancel::{CancelDone, Seen, Selection};
 pub use claim::Skip;
 pub use controls::{Pause, PauseDone, PauseScope, ResumeDone};
+pub use file::commits_so_far;
 pub use guard::{BreakerFigures, BreakerRule, CAP_WINDOW_MS, DeleteStart};
 pub use lock::WorkerLock;
 pub use outbox::{OutboxRow, RetryAt};

@@ -53,3 +53,17 @@ async fn the_kept_counts_follow_every_write_of_the_requests() {
     assert_eq!(kept(&l).await, scanned(&l).await);
     assert!(kept(&l).await.iter().all(|(s, _, _)| s != "succeeded"));
 }
+
+#[tokio::test]
+async fn every_committed_transaction_is_counted() {
+    let (_d, l) = ledger().await;
+    let before = commits_so_far();
+    l.accept(&request("c1", JOB_A), "em", 1).await.unwrap();
+    l.advance("c1", &Change::to(State::Polling, "task").due(2), 2, None)
+        .await
+        .unwrap();
+    assert!(
+        commits_so_far() >= before + 2,
+        "an intake and a step commit"
+    );
+}
