@@ -13,13 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn quick() -> SimConfig {
-    SimConfig {
-        task_duration: (Duration::from_millis(100), Duration::from_millis(200)),
-        ..SimConfig::default()
-    }
-}
-
 /// A `reaper run` on the test's queue with its own ledger, at 20 calls a second + 5.
 fn replica(env: &TestEnv, ledger: &Path, metrics: &str) -> Running {
     let mut cmd = reaper_run_on(env, ledger, "em", metrics);
@@ -70,7 +63,7 @@ async fn publish_jobs(env: &TestEnv, prefix: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_budget_delete_once_and_the_standby_takes_over_after_kill_9() {
-    let env = TestEnv::new(quick()).await;
+    let env = TestEnv::new(quick_sim()).await;
     let (ledger_a, ledger_b) = (env.dir.path().join("a.db"), env.dir.path().join("b.db"));
     let (metrics_a, metrics_b) = (
         format!("127.0.0.1:{}", free_port()),
@@ -118,7 +111,7 @@ async fn two_replicas_share_one_budget_delete_once_and_the_standby_takes_over_af
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_worker_on_the_same_ledger_file_is_refused_at_start() {
-    let env = TestEnv::new(quick()).await;
+    let env = TestEnv::new(quick_sim()).await;
     let ledger = env.ledger_path();
     let metrics = format!("127.0.0.1:{}", free_port());
     let first = replica(&env, &ledger, &metrics);
@@ -160,7 +153,7 @@ async fn wait_state(health: &Health, want: BrokerState) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_published_twice_while_two_workers_run_are_deleted_once_each() {
-    let env = TestEnv::new(quick()).await;
+    let env = TestEnv::new(quick_sim()).await;
     let url = env.sim.base_url();
     let (a, ha) = in_process(&env, env.dir.path().join("a.db"), url.clone());
     let (b, hb) = in_process(&env, env.dir.path().join("b.db"), url);
@@ -199,7 +192,7 @@ async fn requests_published_twice_while_two_workers_run_are_deleted_once_each() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_does_not_even_poll_its_own_running_tasks_until_it_becomes_active() {
-    let env = TestEnv::new(quick()).await;
+    let env = TestEnv::new(quick_sim()).await;
     let slow = SimConfig {
         task_duration: (Duration::from_secs(2), Duration::from_secs(2)),
         ..SimConfig::default()

@@ -7,15 +7,8 @@ use crate::binary::reaper_bin;
 use crate::common::*;
 use reaper::config::Config;
 use reaper::event::Outcome;
-use reaper::sim::{SimConfig, SimHandle};
+use reaper::sim::SimHandle;
 use std::time::Duration;
-
-fn quick() -> SimConfig {
-    SimConfig {
-        task_duration: (Duration::from_millis(100), Duration::from_millis(200)),
-        ..SimConfig::default()
-    }
-}
 
 /// A worker's configuration serving one EM endpoint, `name`, on `sim`, routed by endpoint.
 fn shard(env: &TestEnv, name: &str, sim: &SimHandle) -> Config {
@@ -67,8 +60,8 @@ fn job_deletes(sim: &SimHandle) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_each_serve_their_own_endpoint_from_its_own_queue() {
-    let env = TestEnv::new(quick()).await;
-    let spawn = || reaper::sim::spawn(quick(), "127.0.0.1:0".parse().unwrap());
+    let env = TestEnv::new(quick_sim()).await;
+    let spawn = || reaper::sim::spawn(quick_sim(), "127.0.0.1:0".parse().unwrap());
     let (sim_x, sim_y) = (spawn().await.unwrap(), spawn().await.unwrap());
     let mut events = env.watcher().await;
     let wx = Worker::start(shard(&env, "em-x", &sim_x));
@@ -143,7 +136,7 @@ async fn queue_exists(env: &TestEnv, queue: &str) -> bool {
 #[tokio::test]
 async fn a_request_queue_declared_without_single_active_consumer_stops_start_up_saying_how_to_migrate()
  {
-    let env = TestEnv::new(quick()).await;
+    let env = TestEnv::new(quick_sim()).await;
     let mut cfg = env.cfg.clone();
     cfg.topology.request_queue = format!("{}.old", env.cfg.topology.request_queue);
     // An older deployment's queue: quorum, dead-lettering, but no single active consumer.

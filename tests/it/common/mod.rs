@@ -206,6 +206,14 @@ impl Worker {
 }
 
 /// A request body for an `em.job` deletion.
+/// A simulator whose EM tasks run 100–200 ms.
+pub fn quick_sim() -> SimConfig {
+    SimConfig {
+        task_duration: (Duration::from_millis(100), Duration::from_millis(200)),
+        ..SimConfig::default()
+    }
+}
+
 pub fn job_request(request_id: &str, job_id: &str) -> reaper::request::RequestWire {
     reaper::request::RequestWire {
         request_id: Some(request_id.into()),
