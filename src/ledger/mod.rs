@@ -10,6 +10,7 @@ mod sql;
 mod cancel;
 mod claim;
 mod controls;
+mod durations;
 mod file;
 mod guard;
 mod lock;
@@ -23,6 +24,7 @@ mod wait;
 pub use cancel::{CancelDone, Seen, Selection};
 pub use claim::Skip;
 pub use controls::{Pause, PauseDone, PauseScope, ResumeDone};
+pub use durations::{DurationSample, KEPT_SAMPLES, TaskDuration};
 pub use guard::{BreakerFigures, BreakerRule, CAP_WINDOW_MS, DeleteStart};
 pub use lock::WorkerLock;
 pub use outbox::{OutboxRow, RetryAt};
@@ -112,6 +114,8 @@ pub struct RequestRow {
     pub cancel_requested_at: Option<i64>,
     /// With the cancel: stop its running remote task too (`--stop-running`).
     pub stop_running: bool,
+    /// When a poll last saw its remote task still running.
+    pub task_running_at: Option<i64>,
 }
 
 impl RequestRow {
@@ -145,6 +149,10 @@ pub struct Change {
     pub submitted_at: Option<i64>,
     /// Count one more poll (or verification).
     pub count_poll: bool,
+    /// When a poll saw the task still running (this one).
+    pub task_running_at: Option<i64>,
+    /// How long the task took, when this step saw it end: written with the step.
+    pub duration: Option<DurationSample>,
     /// A short human note for the history.
     pub note: String,
 }
@@ -159,6 +167,8 @@ impl Change {
             last_error: None,
             submitted_at: None,
             count_poll: false,
+            task_running_at: None,
+            duration: None,
             note: note.into(),
         }
     }

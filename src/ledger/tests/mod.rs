@@ -1,6 +1,7 @@
 //! Ledger tests on real SQLite files, one module a topic; the helpers they share.
 
 mod controls;
+mod durations;
 mod file;
 mod guard;
 mod intake;
