@@ -87,6 +87,10 @@ pub struct Config {
     pub task_timeout: Duration,
     pub retry: Backoff,
     pub poll: Backoff,
+    /// How late a task's end may be seen, as a share of its duration, once polls have
+    /// learned how long its kind of task takes (`REAPER_POLL_LATENESS`; `None`: `off`,
+    /// polls always follow `poll`).
+    pub poll_lateness: Option<f64>,
     /// Concurrent engine steps (each waits on its endpoint's budget for the remote call).
     pub engine_concurrency: usize,
     pub already_absent_is_success: bool,
@@ -125,6 +129,7 @@ impl Default for Config {
             task_timeout: Duration::from_secs(3600),
             retry: Backoff::RETRY,
             poll: Backoff::POLL,
+            poll_lateness: Some(0.1),
             engine_concurrency: 64,
             already_absent_is_success: true,
             publish_submitted: false,
@@ -178,6 +183,7 @@ impl Config {
             task_timeout: s.duration("REAPER_TASK_TIMEOUT", d.task_timeout)?,
             retry: backoff(s, "RETRY", d.retry, Jitter::Full)?,
             poll: backoff(s, "POLL", d.poll, Jitter::Equal)?,
+            poll_lateness: poll_lateness(s, d.poll_lateness)?,
             engine_concurrency: s
                 .parse("REAPER_ENGINE_CONCURRENCY", d.engine_concurrency)?
                 .max(1),
@@ -228,6 +234,28 @@ fn backoff(s: &Source, name: &str, base: Backoff, jitter: Jitter) -> Result<Back
         factor: s.parse(&format!("REAPER_{name}_FACTOR"), base.factor)?,
         jitter,
     })
+}
+
+/// `REAPER_POLL_LATENESS`: a share from 0.01 to 1 (`0.1`, or `10%`), or `off`.
+fn poll_lateness(s: &Source, default: Option<f64>) -> Result<Option<f64>, ConfigError> {
+    const KEY: &str = "REAPER_POLL_LATENESS";
+    let Some(raw) = s.get(KEY).map(str::trim) else {
+        return Ok(default);
+    };
+    if raw.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let share = match raw.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map(|p| p / 100.0),
+        None => raw.parse::<f64>(),
+    };
+    match share {
+        Ok(v) if (0.01..=1.0).contains(&v) => Ok(Some(v)),
+        _ => Err(err(
+            KEY,
+            format!("`{raw}` is not a share from 0.01 to 1 (e.g. 0.1 or 10%), or off"),
+        )),
+    }
 }
 
 /// Where `/metrics`, `/healthz` and `/readyz` are served: `REAPER_METRICS_ADDR`, or `off`.

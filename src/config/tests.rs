@@ -32,11 +32,30 @@ fn a_bad_value_names_its_key() {
         ("REAPER_EM_INSECURE_TLS", "maybe"),
         ("REAPER_QUEUE_TYPE", "stream"),
         ("REAPER_EM_URL", "em.example.com"),
+        ("REAPER_POLL_LATENESS", "0"),
+        ("REAPER_POLL_LATENESS", "150%"),
+        ("REAPER_POLL_LATENESS", "soon"),
     ] {
         let e = Config::from_vars(vars(&[(key, value)])).unwrap_err();
         assert_eq!(e.key, key, "{e}");
         assert!(e.to_string().contains(key));
     }
+}
+
+#[test]
+fn poll_lateness_is_a_share_or_off() {
+    let lateness = |v: &str| {
+        Config::from_vars(vars(&[("REAPER_POLL_LATENESS", v)]))
+            .unwrap()
+            .poll_lateness
+    };
+    assert_eq!(
+        Config::from_vars(vars(&[])).unwrap().poll_lateness,
+        Some(0.1)
+    );
+    assert_eq!(lateness("0.2"), Some(0.2));
+    assert_eq!(lateness(" 5% "), Some(0.05));
+    assert_eq!(lateness("OFF"), None);
 }
 
 #[test]

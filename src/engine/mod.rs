@@ -12,6 +12,7 @@ mod em;
 mod events;
 mod fence;
 mod next;
+mod polls;
 mod rails;
 mod remote;
 mod step;
@@ -104,6 +105,8 @@ pub struct Engine {
     caps: brakes::CapState,
     /// Room to dispatch DELETEs, per endpoint.
     gates: brakes::Gates,
+    /// When to poll running tasks: learned per kind of task, else the backoff policy.
+    polls: polls::PollPlanner,
     /// Woken when intake accepts a request.
     pub wake: Arc<Notify>,
     /// Woken when an event is written to the outbox.
@@ -124,6 +127,7 @@ impl Engine {
         let guards = names.map(|n| (n.clone(), cfg.guard_for(n))).collect();
         Engine {
             gates,
+            polls: polls::PollPlanner::new(ledger.clone(), &cfg),
             ledger,
             cfg,
             em,

@@ -5,11 +5,14 @@
 //! synchronous. A step whose endpoint is down sends nothing and leaves its request waiting;
 //! a DELETE that met endpoint trouble gives its attempt back.
 
+use super::polls::operation_of;
 use super::rails::Screen;
 use super::remote::{Remote, unsupported};
 use super::{Ending, Engine, LEASE, Next, WAIT_RECHECK, ms};
 use crate::event::{ErrorInfo, Outcome};
-use crate::ledger::{Change, DeleteStart, Finish, RequestRow, State, TaskRecord, now_ms};
+use crate::ledger::{
+    Change, DeleteStart, DurationSample, Finish, RequestRow, State, TaskRecord, now_ms,
+};
 use crate::request::Target;
 
 impl Engine {
@@ -195,12 +198,14 @@ impl Engine {
         http_status: Option<u16>,
         now: i64,
     ) -> anyhow::Result<()> {
+        let operation = operation_of(task.operation.as_deref(), &row.target_type);
+        let first_poll = self.polls.first_delay(&row.endpoint, &operation).await?;
         let change = Change {
             submitted_at: Some(now),
             http_status,
             note: format!("task {} recorded", task.id),
             task: Some(task),
-            ..Change::to(State::Polling, "").due(now + ms(self.cfg.poll.delay(1)))
+            ..Change::to(State::Polling, "").due(now + ms(first_poll))
         };
         let notice = |row: &RequestRow| self.submitted_event(row);
         let notice = self
@@ -243,6 +248,18 @@ impl Engine {
         ending: Ending,
         checked: Option<bool>,
     ) -> anyhow::Result<()> {
+        self.finish_seen(row, ending, checked, None).await
+    }
+
+    /// [`Engine::finish_with`], with how long the request's task took when a poll has just
+    /// seen it end (recorded with the ending, then learned).
+    pub(super) async fn finish_seen(
+        &self,
+        row: &RequestRow,
+        ending: Ending,
+        checked: Option<bool>,
+        duration: Option<DurationSample>,
+    ) -> anyhow::Result<()> {
         let now = now_ms();
         let Ending {
             outcome,
@@ -271,6 +288,7 @@ impl Engine {
                     .unwrap_or_default(),
             )
         };
+        let change = Change { duration, ..change };
         let finish = Finish {
             outcome: outcome.as_str().into(),
             finished_at: now,
@@ -280,6 +298,9 @@ impl Engine {
         self.ledger
             .finish(&row.request_id, &change, &finish, event)
             .await?;
+        if let Some(sample) = &change.duration {
+            self.polls.learn(sample).await?;
+        }
         metrics::counter!("reaper_outcomes_total",
             "endpoint" => row.endpoint.clone(), "outcome" => outcome.as_str())
         .increment(1);

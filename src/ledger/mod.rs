@@ -10,6 +10,7 @@ mod sql;
 mod cancel;
 mod claim;
 mod controls;
+mod durations;
 mod file;
 mod guard;
 mod lock;
@@ -24,6 +25,7 @@ pub use cancel::{CancelDone, Seen, Selection};
 pub use claim::Skip;
 pub use controls::{Pause, PauseDone, PauseScope, ResumeDone};
 pub use file::commits_so_far;
+pub use durations::{DurationSample, KEPT_SAMPLES, TaskDuration};
 pub use guard::{BreakerFigures, BreakerRule, CAP_WINDOW_MS, DeleteStart};
 pub use lock::WorkerLock;
 pub use outbox::{OutboxRow, RetryAt};
@@ -113,6 +115,8 @@ pub struct RequestRow {
     pub cancel_requested_at: Option<i64>,
     /// With the cancel: stop its running remote task too (`--stop-running`).
     pub stop_running: bool,
+    /// When a poll last saw its remote task still running.
+    pub task_running_at: Option<i64>,
 }
 
 impl RequestRow {
@@ -146,6 +150,10 @@ pub struct Change {
     pub submitted_at: Option<i64>,
     /// Count one more poll (or verification).
     pub count_poll: bool,
+    /// When a poll saw the task still running (this one).
+    pub task_running_at: Option<i64>,
+    /// How long the task took, when this step saw it end: written with the step.
+    pub duration: Option<DurationSample>,
     /// A short human note for the history.
     pub note: String,
 }
@@ -160,6 +168,8 @@ impl Change {
             last_error: None,
             submitted_at: None,
             count_poll: false,
+            task_running_at: None,
+            duration: None,
             note: note.into(),
         }
     }

@@ -77,7 +77,8 @@ const REPLAY: &str = "UPDATE requests SET state = 'accepted', due_at = ?1, lease
          outcome = NULL, event_id = NULL, finished_at = NULL,
          task_id = NULL, task_session = NULL, task_state = NULL, task_operation = NULL,
          task_success = NULL, task_message = NULL, http_status = NULL, last_error = NULL,
-         submitted_at = NULL, cancel_requested_at = NULL, stop_running = 0,
+         submitted_at = NULL, task_running_at = NULL,
+         cancel_requested_at = NULL, stop_running = 0,
          not_after = CASE WHEN not_after <= ?1 THEN NULL ELSE not_after END, updated_at = ?1
      WHERE request_id = ?2 AND state IN ('succeeded', 'failed')
      RETURNING generation";

@@ -2,7 +2,9 @@
 //! transaction each; a final step writes its event with it). Claiming due work is in
 //! `claim.rs`.
 
-use super::{Change, Finish, Ledger, NewEvent, RequestRow, State, log_transition, outbox};
+use super::{
+    Change, Finish, Ledger, NewEvent, RequestRow, State, durations, log_transition, outbox,
+};
 use sqlx::{Sqlite, Transaction};
 
 impl Ledger {
@@ -207,6 +209,9 @@ async fn apply(
         anyhow::bail!("request {request_id} is not in the ledger");
     };
     let row = update(tx, request_id, c, now, finish).await?;
+    if let Some(sample) = &c.duration {
+        durations::insert(tx, sample, now).await?;
+    }
     if !is_news(&before, c) {
         return Ok(row);
     }
@@ -251,7 +256,7 @@ async fn update(
              task_success = COALESCE(?, task_success), task_message = COALESCE(?, task_message),
              http_status = COALESCE(?, http_status), last_error = COALESCE(?, last_error),
              submitted_at = COALESCE(submitted_at, ?),
-             poll_count = poll_count + ?,
+             poll_count = poll_count + ?, task_running_at = COALESCE(?, task_running_at),
              outcome = COALESCE(?, outcome), finished_at = COALESCE(?, finished_at),
              updated_at = ?
          WHERE request_id = ?
@@ -269,6 +274,7 @@ async fn update(
     .bind(&c.last_error)
     .bind(c.submitted_at)
     .bind(i64::from(c.count_poll))
+    .bind(c.task_running_at)
     .bind(finish.map(|f| f.outcome.clone()))
     .bind(finish.map(|f| f.finished_at))
     .bind(now)

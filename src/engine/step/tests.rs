@@ -166,6 +166,43 @@ async fn polls_follow_the_task_to_its_end_and_the_outcome_event_is_written_with_
 }
 
 #[tokio::test]
+async fn a_poll_that_sees_the_task_end_records_how_long_it_took() {
+    let sim = SimConfig {
+        task_duration: (Duration::from_millis(300), Duration::from_millis(300)),
+        ..SimConfig::default()
+    };
+    let w = World::new(sim, |_| {}).await;
+    let id = w.accept(job("t-1")).await;
+    let recorded = w.step(&id).await;
+    let seen_running = w.step(&id).await;
+    assert_eq!(seen_running.state(), State::Polling, "{seen_running:?}");
+    assert!(seen_running.task_running_at.is_some(), "{seen_running:?}");
+    let (mut last_running, mut row) = (seen_running.clone(), seen_running);
+    while !row.state().is_final() {
+        last_running = row;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        row = w.step(&id).await;
+    }
+    let running_at = last_running.task_running_at.unwrap();
+    assert_eq!(row.outcome.as_deref(), Some("deleted"));
+    let samples = w.ledger.task_durations().await.unwrap();
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    let s = &samples[0];
+    assert_eq!(
+        (s.endpoint.as_str(), s.operation.as_str()),
+        ("em", "DeleteJob")
+    );
+    let submitted = recorded.submitted_at.unwrap();
+    assert_eq!(s.duration.running_ms, running_at - submitted);
+    assert_eq!(s.duration.ended_ms, row.finished_at.unwrap() - submitted);
+    assert!(
+        s.duration.ended_ms >= 250,
+        "not seen ended before it ended: {s:?}"
+    );
+    w.sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_submitted_notice_is_written_with_the_task_when_enabled() {
     let w = World::new(quick(), |c| c.publish_submitted = true).await;
     let id = w.accept(job("n-1")).await;

@@ -2,6 +2,7 @@
 
 mod controls;
 mod counts;
+mod durations;
 mod file;
 mod guard;
 mod intake;
