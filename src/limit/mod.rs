@@ -1,19 +1,28 @@
-//! The call budget of one remote endpoint: a rate (`governor`), a cap on concurrent calls,
-//! and an endpoint-wide pause when the server says `Retry-After`. Every call that reaches an
+//! The call budget of one remote endpoint: a rate, a cap on concurrent calls, and an
+//! endpoint-wide pause when the server says `Retry-After`. Every call that reaches an
 //! endpoint — deletes, polls, verifications, logons — goes through its [`Limiter`], whose
-//! [`CallPermit`] also counts the call (`reaper_remote_calls_total`, its duration) and which
-//! records the budget waits and throttle pauses (see README.md, metrics).
+//! [`CallPermit`] also counts the call (`reaper_remote_calls_total`, its duration) and
+//! reports its answer to the endpoint's [`Aimd`] controller, which lowers the rate and the
+//! cap below the operator's ceilings while the endpoint signals overload (see README.md,
+//! Operating notes and metrics). Knows nothing of the ledger: the worker saves and restores
+//! the controller's state through [`Limiter::adapted`] and [`Limiter::restore`].
+
+pub mod aimd;
+mod gate;
+mod permit;
+
+pub use aimd::{Adapted, Limits};
+pub use permit::CallPermit;
 
 use crate::retry::{Backoff, Jitter};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
+use aimd::{Aimd, Ceiling, Signal, Usage};
+use gate::{Gate, Pace};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// The budget settings of one endpoint.
+/// The budget settings of one endpoint: the ceilings the adaptive controller stays under.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget {
     /// Calls per second; `0` means unlimited (benchmarks only).
@@ -26,13 +35,24 @@ pub struct Budget {
 
 /// One endpoint's limiter. Cheap to share behind an `Arc`.
 pub struct Limiter {
-    rate: Option<DefaultDirectRateLimiter>,
-    in_flight: Arc<Semaphore>,
+    shared: Arc<Shared>,
     paused_until: Mutex<Option<Instant>>,
     /// Throttling answers (429/503) in a row, for the back-off when no `Retry-After` came.
     throttles: AtomicU32,
+}
+
+/// What a limiter's permits reach too: the limits and the controller that sets them.
+struct Shared {
     /// The endpoint's name: the `endpoint` label of its metrics.
     endpoint: Arc<str>,
+    gate: Gate,
+    /// `None`: no rate limit.
+    pace: Option<Pace>,
+    /// The operator's rate and burst (a lowered rate gets a burst in proportion).
+    ceiling: (f64, u32),
+    control: Mutex<Aimd>,
+    /// A call waited for the rate since the last cut.
+    rate_waited: AtomicBool,
 }
 
 /// How an endpoint that throttles without saying for how long is backed off.
@@ -43,96 +63,33 @@ const THROTTLE_BACKOFF: Backoff = Backoff {
     jitter: Jitter::Equal,
 };
 
-/// Held for the duration of one call; releases the concurrency slot when dropped. A call
-/// marked [`sending`](CallPermit::sending) is counted when the permit is dropped, with the
-/// status of its answer, or `error` when none came (transport failure, timeout, abandoned);
-/// a `logon` call is counted in `reaper_logons_total` too (`ok` for 2xx, `refused` for
-/// 401/403, else `error`).
-pub struct CallPermit {
-    _slot: OwnedSemaphorePermit,
-    endpoint: Arc<str>,
-    call: Option<Call>,
-}
-
-struct Call {
-    operation: &'static str,
-    sent: Instant,
-    answer: Option<(u16, Duration)>,
-}
-
-impl CallPermit {
-    /// The call (`operation`: `delete`, `poll`, `logon`, …) is leaving now.
-    pub fn sending(&mut self, operation: &'static str) {
-        let sent = Instant::now();
-        self.call = Some(Call {
-            operation,
-            sent,
-            answer: None,
-        });
-    }
-
-    /// The call's answer came with `status`.
-    pub fn answered(&mut self, status: u16) {
-        if let Some(call) = &mut self.call {
-            call.answer = Some((status, call.sent.elapsed()));
-        }
-    }
-}
-
-impl Drop for CallPermit {
-    fn drop(&mut self) {
-        let Some(call) = self.call.take() else {
-            return;
-        };
-        let (status, took) = match call.answer {
-            Some((status, took)) => (status.to_string(), took),
-            None => ("error".to_string(), call.sent.elapsed()),
-        };
-        let (endpoint, operation) = (self.endpoint.to_string(), call.operation);
-        metrics::histogram!("reaper_remote_call_duration_seconds",
-            "endpoint" => endpoint.clone(), "operation" => operation)
-        .record(took.as_secs_f64());
-        if operation == "logon" {
-            let result = match call.answer {
-                Some((200..=299, _)) => "ok",
-                Some((401 | 403, _)) => "refused",
-                _ => "error",
-            };
-            metrics::counter!("reaper_logons_total",
-                "endpoint" => endpoint.clone(), "result" => result)
-            .increment(1);
-        }
-        metrics::counter!("reaper_remote_calls_total",
-            "endpoint" => endpoint, "operation" => operation, "status" => status)
-        .increment(1);
-    }
-}
-
 impl Limiter {
     /// A limiter whose metrics carry the endpoint label `unnamed`; see [`Limiter::named`].
     pub fn new(budget: Budget) -> Self {
-        let rate = (budget.rate_per_sec > 0.0).then(|| {
-            let period = Duration::from_secs_f64(1.0 / budget.rate_per_sec);
-            let burst = NonZeroU32::new(budget.burst.max(1)).expect("max(1) is non-zero");
-            let quota = Quota::with_period(period)
-                .expect("a positive rate has a non-zero period")
-                .allow_burst(burst);
-            RateLimiter::direct(quota)
-        });
-        Limiter {
-            rate,
-            in_flight: Arc::new(Semaphore::new(budget.max_in_flight.max(1))),
-            paused_until: Mutex::new(None),
-            throttles: AtomicU32::new(0),
-            endpoint: Arc::from("unnamed"),
-        }
+        Self::named("unnamed", budget)
     }
 
     /// The limiter of endpoint `endpoint` (the `endpoint` label of its metrics).
     pub fn named(endpoint: &str, budget: Budget) -> Self {
-        Limiter {
+        let rate = (budget.rate_per_sec.is_finite() && budget.rate_per_sec > 0.0)
+            .then_some(budget.rate_per_sec);
+        let in_flight = budget.max_in_flight.clamp(1, u32::MAX as usize);
+        let ceiling = Ceiling {
+            in_flight: in_flight as u32,
+            rate,
+        };
+        let shared = Shared {
             endpoint: Arc::from(endpoint),
-            ..Limiter::new(budget)
+            gate: Gate::new(in_flight),
+            pace: rate.map(|r| Pace::new(r, budget.burst)),
+            ceiling: (rate.unwrap_or(0.0), budget.burst.max(1)),
+            control: Mutex::new(Aimd::new(ceiling)),
+            rate_waited: AtomicBool::new(false),
+        };
+        Limiter {
+            shared: Arc::new(shared),
+            paused_until: Mutex::new(None),
+            throttles: AtomicU32::new(0),
         }
     }
 
@@ -142,10 +99,7 @@ impl Limiter {
     /// Cancel safety: dropping the future gives back the slot; a rate token, once taken, is spent.
     pub async fn acquire(&self) -> CallPermit {
         let asked = Instant::now();
-        let slot = Arc::clone(&self.in_flight)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        let slot = self.shared.gate.enter().await;
         loop {
             let until = *self.paused_until.lock().expect("lock poisoned");
             match until {
@@ -153,16 +107,14 @@ impl Limiter {
                 _ => break,
             }
         }
-        if let Some(rate) = &self.rate {
-            rate.until_ready().await;
+        if let Some(pace) = &self.shared.pace
+            && pace.take().await
+        {
+            self.shared.rate_waited.store(true, Ordering::Relaxed);
         }
-        metrics::histogram!("reaper_budget_wait_seconds", "endpoint" => self.endpoint.to_string())
+        metrics::histogram!("reaper_budget_wait_seconds", "endpoint" => self.shared.endpoint.to_string())
             .record(asked.elapsed().as_secs_f64());
-        CallPermit {
-            _slot: slot,
-            endpoint: Arc::clone(&self.endpoint),
-            call: None,
-        }
+        CallPermit::new(slot, Arc::clone(&self.shared))
     }
 
     /// The endpoint answered 429 or 503: pause it for `retry_after` when the server said so,
@@ -188,13 +140,17 @@ impl Limiter {
         d
     }
 
-    /// What every answer tells the budget: 429 and 503 throttle the whole endpoint (see
-    /// [`Limiter::throttled`]); any other answer below 500 means it takes calls again.
+    /// What every answer tells the pause (the permit told the controller already): a 429 or
+    /// 503 with `Retry-After` pauses the whole endpoint for that long at least (see
+    /// [`Limiter::throttled`]); one without pauses it with the back-off only once the
+    /// controller is down to one call in flight — until then its cut is the answer. Any other
+    /// answer below 500 means the endpoint takes calls again.
     pub fn observe(&self, status: u16, retry_after: Option<Duration>) {
         match status {
-            429 | 503 => {
+            429 | 503 if retry_after.is_some() || self.limits().in_flight <= 1 => {
                 self.throttled(retry_after);
             }
+            429 | 503 => {}
             s if s < 500 => self.recovered(),
             _ => {}
         }
@@ -219,114 +175,89 @@ impl Limiter {
     }
 
     fn count_pause(&self) {
-        metrics::counter!("reaper_throttle_pauses_total", "endpoint" => self.endpoint.to_string())
+        metrics::counter!("reaper_throttle_pauses_total", "endpoint" => self.shared.endpoint.to_string())
             .increment(1);
+    }
+
+    /// The endpoint's name.
+    pub fn endpoint(&self) -> &str {
+        &self.shared.endpoint
+    }
+
+    /// The limits in force now (the ceilings while the controller is dormant).
+    pub fn limits(&self) -> Limits {
+        self.shared.control().limits()
+    }
+
+    /// The controller's state to save; `None` while it is dormant.
+    pub fn adapted(&self) -> Option<Adapted> {
+        self.shared.control().adapted(Instant::now())
+    }
+
+    /// Takes up a saved state (see [`Aimd::restore`]) and applies its limits.
+    pub fn restore(&self, saved: Adapted) {
+        let mut control = self.shared.control();
+        control.restore(saved, Instant::now());
+        self.shared.apply(control.limits());
+    }
+}
+
+impl Shared {
+    fn control(&self) -> std::sync::MutexGuard<'_, Aimd> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A call sent at `sent` was answered with `signal` (`cause`: `429`, `503`, `timeout`).
+    fn signal(&self, sent: Instant, signal: Signal, cause: &'static str) {
+        let mut control = self.control();
+        let (before, was_dormant) = (control.limits(), control.is_dormant());
+        match signal {
+            Signal::Neutral => return,
+            Signal::Clean => control.clean(),
+            Signal::Overload => {
+                let usage = Usage {
+                    in_flight: self.gate.in_use(),
+                    rate_bound: self.rate_waited.load(Ordering::Relaxed),
+                };
+                if !control.overload(sent, Instant::now(), usage) {
+                    return;
+                }
+                self.rate_waited.store(false, Ordering::Relaxed);
+                self.count_decrease(cause, control.limits(), was_dormant);
+            }
+        }
+        let after = control.limits();
+        if after != before {
+            self.apply(after);
+        }
+        if control.is_dormant() && !was_dormant {
+            tracing::info!(endpoint = %self.endpoint, "endpoint budget back at its ceilings");
+        }
+    }
+
+    /// Sets the gate and the pace to `limits`.
+    fn apply(&self, limits: Limits) {
+        self.gate.resize(limits.in_flight);
+        if let (Some(pace), Some(rate)) = (&self.pace, limits.rate) {
+            let (max, burst) = self.ceiling;
+            let burst = (f64::from(burst) * rate / max).round().max(1.0) as u32;
+            pace.set(rate, burst);
+        }
+    }
+
+    fn count_decrease(&self, cause: &'static str, now: Limits, first: bool) {
+        metrics::counter!("reaper_rate_decreases_total",
+            "endpoint" => self.endpoint.to_string(), "signal" => cause)
+        .increment(1);
+        if first {
+            tracing::warn!(endpoint = %self.endpoint, signal = cause, in_flight = now.in_flight,
+                rate = now.rate, "endpoint overloaded: lowering its budget below the ceilings");
+        } else {
+            tracing::debug!(endpoint = %self.endpoint, signal = cause, in_flight = now.in_flight,
+                rate = now.rate, "endpoint overloaded: lowering its budget");
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn unlimited() -> Limiter {
-        Limiter::new(Budget {
-            rate_per_sec: 0.0,
-            burst: 1,
-            max_in_flight: 2,
-        })
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_pause_holds_every_caller_until_it_ends() {
-        let l = unlimited();
-        l.pause_for(Duration::from_secs(3));
-        let start = Instant::now();
-        let _p = l.acquire().await;
-        assert!(start.elapsed() >= Duration::from_secs(3));
-        l.pause_for(Duration::from_secs(1));
-        l.pause_for(Duration::from_millis(10));
-        let start = Instant::now();
-        let _q = l.acquire().await;
-        assert!(
-            start.elapsed() >= Duration::from_secs(1),
-            "the longer pause is kept"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn throttling_without_retry_after_backs_off_more_each_episode_until_a_success() {
-        let l = unlimited();
-        assert_eq!(
-            l.throttled(Some(Duration::from_secs(7))),
-            Duration::from_secs(7)
-        );
-        tokio::time::advance(Duration::from_secs(8)).await;
-        let mut episodes = Vec::new();
-        for _ in 0..3 {
-            let d = l.throttled(None);
-            // More 429s for calls sent before this pause: the same episode, no growth.
-            assert!(l.throttled(None) <= d);
-            assert!(l.throttled(None) <= d);
-            episodes.push(d);
-            tokio::time::advance(d + Duration::from_millis(1)).await;
-        }
-        // The second to fourth episodes: 1 s, 2 s, 4 s with equal jitter.
-        let [d2, d3, d4] = episodes[..] else {
-            unreachable!()
-        };
-        assert!(
-            d2 >= Duration::from_millis(500) && d2 <= Duration::from_secs(1),
-            "{d2:?}"
-        );
-        assert!(
-            d3 >= Duration::from_secs(1) && d3 <= Duration::from_secs(2),
-            "{d3:?}"
-        );
-        assert!(
-            d4 >= Duration::from_secs(2) && d4 <= Duration::from_secs(4),
-            "{d4:?}"
-        );
-        l.recovered();
-        let d = l.throttled(None);
-        assert!(d <= Duration::from_millis(500), "starts over: {d:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn answers_are_observed_as_throttling_or_recovery() {
-        let l = unlimited();
-        l.observe(429, Some(Duration::from_secs(2)));
-        let start = Instant::now();
-        let _p = l.acquire().await;
-        assert!(start.elapsed() >= Duration::from_secs(2), "429 pauses");
-        let first = l.throttled(None);
-        tokio::time::advance(first + Duration::from_millis(1)).await;
-        l.observe(500, None);
-        let second = l.throttled(None);
-        assert!(
-            second >= Duration::from_millis(500),
-            "500 is no recovery: {second:?}"
-        );
-        tokio::time::advance(second + Duration::from_millis(1)).await;
-        l.observe(404, None);
-        let after = l.throttled(None);
-        assert!(
-            after <= Duration::from_millis(500),
-            "a 404 answered: {after:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn the_concurrency_cap_holds_callers_back() {
-        let l = Arc::new(unlimited());
-        let a = l.acquire().await;
-        let _b = l.acquire().await;
-        let waiting = tokio::spawn({
-            let l = Arc::clone(&l);
-            async move { l.acquire().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "a third call waits for a slot");
-        drop(a);
-        waiting.await.unwrap();
-    }
-}
+mod tests;
