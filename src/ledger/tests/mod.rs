@@ -5,6 +5,7 @@ mod file;
 mod guard;
 mod intake;
 mod outbox;
+mod rate_control;
 mod replay;
 mod schedule;
 mod steps;
