@@ -117,6 +117,8 @@ pub struct Failure {
     /// The endpoint does not answer (connect, DNS, TLS, timeout, reset): it is unavailable,
     /// not the request. Else the failure is transient.
     pub unavailable: bool,
+    /// No answer within the timeout (an overload signal for the budget's controller).
+    pub timed_out: bool,
 }
 
 impl Failure {
@@ -124,6 +126,7 @@ impl Failure {
         Failure {
             message: describe(e),
             unavailable: is_unavailable(e),
+            timed_out: e.is_timeout(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::health::{self, EndpointHealth, State as EndpointState};
 use crate::ledger::{Ledger, StateCount};
+use crate::limit::{Limiter, Limits};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -55,6 +56,8 @@ pub struct Health {
     endpoints: Mutex<Vec<Arc<EndpointHealth>>>,
     /// Endpoints paused in the ledger (breaker or operator): name → (since, reason).
     paused: Mutex<BTreeMap<String, (DateTime<Utc>, String)>>,
+    /// The endpoints' budgets, whose limits in force `/metrics` shows.
+    budgets: Mutex<Vec<Arc<Limiter>>>,
 }
 
 impl Health {
@@ -69,6 +72,21 @@ impl Health {
     /// The endpoints whose health `/readyz` reports.
     pub fn set_endpoints(&self, endpoints: Vec<Arc<EndpointHealth>>) {
         *self.endpoints.lock().unwrap_or_else(|e| e.into_inner()) = endpoints;
+    }
+
+    /// The budgets whose limits `/metrics` shows.
+    pub fn set_budgets(&self, budgets: Vec<Arc<Limiter>>) {
+        *self.budgets.lock().unwrap_or_else(|e| e.into_inner()) = budgets;
+    }
+
+    /// Each budget's endpoint, limits in force, and whether they are adapted (below the
+    /// ceilings).
+    fn budgets(&self) -> Vec<(String, Limits, bool)> {
+        let budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        budgets
+            .iter()
+            .map(|l| (l.endpoint().to_string(), l.limits(), l.adapted().is_some()))
+            .collect()
     }
 
     /// The endpoints paused now (read from the ledger by the worker): no new DELETE goes to
@@ -174,6 +192,7 @@ const RECORDED: &[(&str, &str)] = &[
     ("reaper_outcomes_total", "Requests finished, by endpoint and outcome."),
     ("reaper_budget_wait_seconds", "How long a call waited for its endpoint's budget."),
     ("reaper_throttle_pauses_total", "Endpoint-wide pauses after a 429/503."),
+    ("reaper_rate_decreases_total", "Cuts of an endpoint's budget after 429, 503 or a timeout."),
     ("reaper_logons_total", "EM logons and IAM token requests by result."),
     ("reaper_events_published_total", "Events the broker confirmed, by routing key."),
     ("reaper_events_returned_total", "Events the broker returned (no queue bound)."),
@@ -280,6 +299,7 @@ struct Snapshot {
     unpublished: u64,
     ready: bool,
     endpoints: Vec<health::Snapshot>,
+    budgets: Vec<(String, Limits, bool)>,
 }
 
 async fn snapshot(ctx: &Ctx) -> anyhow::Result<Snapshot> {
@@ -305,6 +325,7 @@ async fn snapshot(ctx: &Ctx) -> anyhow::Result<Snapshot> {
             .iter()
             .map(|e| e.snapshot())
             .collect(),
+        budgets: ctx.health.budgets(),
     })
 }
 
@@ -333,6 +354,14 @@ impl Snapshot {
                     "endpoint" => s.endpoint.clone(), "state" => s.state.as_str())
                 .set(s.since.timestamp() as f64);
             }
+            for (endpoint, limits, adapted) in &self.budgets {
+                gauge!("reaper_endpoint_in_flight_limit", "endpoint" => endpoint.clone())
+                    .set(limits.in_flight as f64);
+                gauge!("reaper_endpoint_rate_limit", "endpoint" => endpoint.clone())
+                    .set(limits.rate.unwrap_or(0.0));
+                gauge!("reaper_endpoint_budget_adapted", "endpoint" => endpoint.clone())
+                    .set(f64::from(u8::from(*adapted)));
+            }
         });
         recorder.handle().render()
     }
@@ -347,6 +376,9 @@ const GAUGES: &[(&str, &str)] = &[
     ("reaper_ready", "Whether /readyz answers 200 (1) or not (0)."),
     ("reaper_endpoint_up", "Whether an endpoint is up (1) or down (0)."),
     ("reaper_endpoint_state_since_seconds", "When an endpoint entered its state (Unix time)."),
+    ("reaper_endpoint_in_flight_limit", "Calls an endpoint may have in flight now (adaptive)."),
+    ("reaper_endpoint_rate_limit", "Calls per second an endpoint may get now; 0: no limit."),
+    ("reaper_endpoint_budget_adapted", "Whether an endpoint's budget is below its ceilings (1)."),
 ];
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use super::error::{DcsError, Origin, classify};
 use super::wire::decode_error;
 pub(super) use crate::http::Answer;
 use crate::http::Failure;
+use crate::limit::CallPermit;
 
 /// A call that got no answer, as a [`DcsError`] of `origin`:
 /// [`super::ErrorClass::Unavailable`] when the endpoint does not answer (connect, DNS, TLS,
@@ -18,15 +19,31 @@ fn failure(origin: Origin, f: Failure) -> DcsError {
     }
 }
 
-/// Reads an answer (see [`crate::http::read`]).
-pub(super) async fn read(origin: Origin, resp: reqwest::Response) -> Result<Answer, DcsError> {
-    crate::http::read(resp)
-        .await
-        .map_err(|f| failure(origin, f))
+/// Reads the answer to the call `permit` holds (see [`crate::http::read`]); a timeout is
+/// told to the permit (an overload signal for the budget).
+pub(super) async fn read(
+    origin: Origin,
+    resp: reqwest::Response,
+    permit: &mut CallPermit,
+) -> Result<Answer, DcsError> {
+    crate::http::read(resp).await.map_err(|f| {
+        if f.timed_out {
+            permit.timed_out();
+        }
+        failure(origin, f)
+    })
 }
 
-/// A transport failure of `origin` (see [`failure`]).
-pub(super) fn transport_error(origin: Origin, e: &reqwest::Error) -> DcsError {
+/// A transport failure of `origin` (see [`failure`]) of the call `permit` holds; a timeout
+/// is told to the permit.
+pub(super) fn transport_error(
+    origin: Origin,
+    e: &reqwest::Error,
+    permit: &mut CallPermit,
+) -> DcsError {
+    if e.is_timeout() {
+        permit.timed_out();
+    }
     failure(origin, Failure::of(e))
 }
 

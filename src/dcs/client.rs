@@ -236,8 +236,8 @@ impl DcsClient {
             .header(TOKEN_HEADER, token.value.expose())
             .send()
             .await
-            .map_err(|e| self.troubled(transport_error(Origin::Dcs, &e)))?;
-        let answer = read(Origin::Dcs, resp)
+            .map_err(|e| self.troubled(transport_error(Origin::Dcs, &e, &mut permit)))?;
+        let answer = read(Origin::Dcs, resp, &mut permit)
             .await
             .map_err(|e| self.troubled(e))?;
         permit.answered(answer.status.as_u16());

@@ -241,13 +241,13 @@ impl Iam {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| self.troubled(transport_error(Origin::Iam, &e)))?;
+            .map_err(|e| self.troubled(transport_error(Origin::Iam, &e, &mut permit)))?;
         let token = resp
             .headers()
             .get(SUBJECT_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(|v| Secret::new(v.trim()));
-        let answer = read(Origin::Iam, resp)
+        let answer = read(Origin::Iam, resp, &mut permit)
             .await
             .map_err(|e| self.troubled(e))?;
         permit.answered(answer.status.as_u16());

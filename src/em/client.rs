@@ -9,7 +9,7 @@ use super::error::{EmError, ErrorClass, classify, is_lost_task_message};
 use crate::config::{EmSettings, Secret, SecretSource};
 use crate::health::EndpointHealth;
 use crate::http::{Answer, Failure, read};
-use crate::limit::Limiter;
+use crate::limit::{CallPermit, Limiter};
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, Mutex};
 
@@ -285,19 +285,31 @@ impl EmClient {
         if let Some(s) = session {
             req = req.header(TOKEN_HEADER, s.token.expose());
         }
-        let sent = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let sent = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e, &mut permit))?;
         let answer = read(sent)
             .await
-            .map_err(|f| self.troubled(EmError::from(f)))?;
+            .map_err(|f| self.read_failure(f, &mut permit))?;
         permit.answered(answer.status.as_u16());
         self.limiter
             .observe(answer.status.as_u16(), answer.retry_after);
         Ok(answer)
     }
 
-    /// A transport failure; one that means the endpoint does not answer marks it down.
-    pub(super) fn transport_error(&self, e: &reqwest::Error) -> EmError {
-        self.troubled(Failure::of(e).into())
+    /// A transport failure of the call `permit` holds; one that means the endpoint does not
+    /// answer marks it down, a timeout is told to the permit (an overload signal).
+    pub(super) fn transport_error(&self, e: &reqwest::Error, permit: &mut CallPermit) -> EmError {
+        self.read_failure(Failure::of(e), permit)
+    }
+
+    /// A call that got no (whole) answer, as [`EmClient::transport_error`] says.
+    pub(super) fn read_failure(&self, f: Failure, permit: &mut CallPermit) -> EmError {
+        if f.timed_out {
+            permit.timed_out();
+        }
+        self.troubled(f.into())
     }
 
     /// Reports an [`ErrorClass::Unavailable`] error to the endpoint's health.

@@ -121,7 +121,7 @@ impl EmClient {
             .basic_auth(&self.username, Some(password.expose()))
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(&e, &mut permit))?;
         let token = resp
             .headers()
             .get(TOKEN_HEADER)
@@ -129,7 +129,7 @@ impl EmClient {
             .map(str::to_string);
         let answer = read(resp)
             .await
-            .map_err(|f| self.troubled(EmError::from(f)))?;
+            .map_err(|f| self.read_failure(f, &mut permit))?;
         let status = answer.status.as_u16();
         permit.answered(status);
         if matches!(status, 401 | 403) {

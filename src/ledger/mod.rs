@@ -16,6 +16,7 @@ mod guard;
 mod lock;
 mod outbox;
 mod prune;
+mod rate_control;
 mod replay;
 mod report;
 mod schedule;
@@ -30,6 +31,7 @@ pub use guard::{BreakerFigures, BreakerRule, CAP_WINDOW_MS, DeleteStart};
 pub use lock::WorkerLock;
 pub use outbox::{OutboxRow, RetryAt};
 pub use prune::Pruned;
+pub use rate_control::RateControl;
 pub use replay::{REPLAYABLE, Refusal, ReplayDone, Replayed, refusal_reason};
 pub use report::{ReportRow, StateCount, Transition};
 

@@ -13,6 +13,7 @@ fn gauges(h: &Health) -> Snapshot {
         unpublished: 0,
         ready: h.is_ready(),
         endpoints: h.endpoints().iter().map(|e| e.snapshot()).collect(),
+        budgets: h.budgets(),
     }
 }
 
@@ -68,4 +69,34 @@ fn ready_needs_the_broker_consumed_and_every_endpoint_up() {
         "{text}"
     );
     assert!(text.contains("state=\"up\""), "{text}");
+}
+
+#[tokio::test]
+async fn the_budgets_in_force_are_shown_per_endpoint() {
+    let h = Health::default();
+    let budget = crate::limit::Budget {
+        rate_per_sec: 10.0,
+        burst: 10,
+        max_in_flight: 8,
+    };
+    let em = Arc::new(Limiter::named("em", budget));
+    let dcs = Arc::new(Limiter::named("dcs", budget));
+    h.set_budgets(vec![Arc::clone(&em), dcs]);
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let mut p = em.acquire().await;
+        p.sending("delete");
+        calls.push(p);
+    }
+    calls[0].answered(503);
+    let text = gauges(&h).render();
+    for line in [
+        "reaper_endpoint_in_flight_limit{endpoint=\"em\"} 5",
+        "reaper_endpoint_rate_limit{endpoint=\"em\"} 10",
+        "reaper_endpoint_budget_adapted{endpoint=\"em\"} 1",
+        "reaper_endpoint_in_flight_limit{endpoint=\"dcs\"} 8",
+        "reaper_endpoint_budget_adapted{endpoint=\"dcs\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
 }

@@ -21,10 +21,12 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The endpoint clients of one worker, keyed by endpoint name.
+/// The endpoint clients of one worker, keyed by endpoint name, and their budgets.
 pub struct Endpoints {
     pub em: HashMap<String, Arc<EmClient>>,
     pub dcs: HashMap<String, Arc<DcsClient>>,
+    /// Every endpoint's limiter (each client holds its own too).
+    pub limiters: Vec<Arc<Limiter>>,
 }
 
 impl Endpoints {
@@ -35,9 +37,10 @@ impl Endpoints {
         transitions: mpsc::UnboundedSender<Transition>,
     ) -> anyhow::Result<Self> {
         let health = |name: &str| Arc::new(EndpointHealth::new(name, transitions.clone()));
-        let mut em = HashMap::new();
+        let (mut em, mut limiters) = (HashMap::new(), Vec::new());
         for s in &cfg.em {
             let limiter = Arc::new(Limiter::named(&s.name, s.budget));
+            limiters.push(Arc::clone(&limiter));
             let client = EmClient::new(s, limiter, health(&s.name))
                 .with_context(|| format!("EM endpoint `{}`", s.name))?;
             em.insert(s.name.clone(), Arc::new(client));
@@ -45,11 +48,12 @@ impl Endpoints {
         let mut dcs = HashMap::new();
         for s in &cfg.dcs {
             let limiter = Arc::new(Limiter::named(&s.name, s.budget));
+            limiters.push(Arc::clone(&limiter));
             let client = DcsClient::new(s, limiter, health(&s.name))
                 .with_context(|| format!("DCS endpoint `{}`", s.name))?;
             dcs.insert(s.name.clone(), Arc::new(client));
         }
-        Ok(Endpoints { em, dcs })
+        Ok(Endpoints { em, dcs, limiters })
     }
 
     /// Every endpoint's health.

@@ -9,6 +9,7 @@
 
 mod broker_link;
 mod endpoints;
+mod rate_control;
 
 pub use endpoints::{Endpoints, default_endpoint, endpoint_event, endpoint_of, recorded_endpoint};
 
@@ -46,6 +47,8 @@ pub async fn run(
     let (transitions, transitions_rx) = mpsc::unbounded_channel();
     let endpoints = Endpoints::build(&cfg, transitions)?;
     health.set_endpoints(endpoints.health());
+    health.set_budgets(endpoints.limiters.clone());
+    rate_control::restore(&ledger, &endpoints.limiters).await;
     let names = endpoints.names();
     let queues = crate::broker::request_queues(&cfg.topology, &names);
     anyhow::ensure!(
@@ -74,6 +77,12 @@ pub async fn run(
         watcher_stop.clone(),
     )));
 
+    let budgets_stop = CancellationToken::new();
+    let budgets = AbortOnDropHandle::new(tokio::spawn(rate_control::keep(
+        ledger.clone(),
+        endpoints.limiters.clone(),
+        budgets_stop.clone(),
+    )));
     let probes_stop = CancellationToken::new();
     let mut probers = endpoints.spawn_probers(&probes_stop, &active);
     let reporter_stop = CancellationToken::new();
@@ -111,6 +120,8 @@ pub async fn run(
     probes_stop.cancel();
     while probers.join_next().await.is_some() {}
     endpoints.log_off(&active).await;
+    budgets_stop.cancel();
+    let _ = budgets.await;
     reporter_stop.cancel();
     let _ = reporter.await;
     publisher_stop.cancel();

@@ -7,6 +7,7 @@ mod file;
 mod guard;
 mod intake;
 mod outbox;
+mod rate_control;
 mod replay;
 mod schedule;
 mod steps;
