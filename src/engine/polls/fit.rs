@@ -5,9 +5,9 @@
 //! (expectation–maximisation over interval-censored samples). A log-normal suits durations
 //! (positive, skewed) and, unlike a mid-point guess, reads a task that had already ended at
 //! the first poll for what it says: "ended by then", which places the low quantiles where
-//! they are rather than at half the first poll. The fit is never sharper than the polls that
-//! fed it: wide intervals (polls that backed off) leave it wide, so that it does not place
-//! the first learned poll late with confidence it has not earned.
+//! they are rather than at half the first poll. The fit is never much sharper than the polls
+//! that fed it: coarse intervals (polls that backed off) widen it, so that it does not place
+//! the first learned poll late with a confidence it has not earned.
 //!
 //! Pure: no clock, no I/O.
 
@@ -50,17 +50,19 @@ impl Fit {
         if logs.is_empty() {
             return None;
         }
-        let floor = resolution(&logs);
-        let mut fit = start.unwrap_or_else(|| first_guess(&logs, floor));
+        let mut fit = start.unwrap_or_else(|| first_guess(&logs));
         for _ in 0..ROUNDS {
-            let next = round(&logs, fit, floor);
+            let next = round(&logs, fit);
             let moved = (next.mu - fit.mu).abs() + (next.sigma - fit.sigma).abs();
             fit = next;
             if moved < SETTLED {
                 break;
             }
         }
-        Some(fit)
+        // Coarse intervals leave the likelihood flat across them, and its maximum narrower
+        // than the tasks are: the spread is widened by half the intervals' own.
+        let widened = (fit.sigma.powi(2) + resolution(&logs).powi(2) / 2.0).sqrt();
+        Some(clamped(fit.mu, widened))
     }
 }
 
@@ -78,8 +80,10 @@ fn log_bounds(s: &TaskDuration) -> Option<(f64, f64)> {
     Some((low, (s.ended_ms as f64).ln()))
 }
 
-/// The spread the samples can resolve: the typical (median) width of their bounded
-/// intervals, as the standard deviation of a uniform spread over it.
+/// How finely the samples place the tasks' ends: the width of their narrower intervals (the
+/// first quarter, so that a few fine samples among coarse older ones count at once), as the
+/// standard deviation of a uniform spread over it. Samples that saw no running poll do not
+/// count (their interval has no lower end).
 fn resolution(logs: &[(f64, f64)]) -> f64 {
     let mut widths: Vec<f64> = logs
         .iter()
@@ -87,15 +91,15 @@ fn resolution(logs: &[(f64, f64)]) -> f64 {
         .map(|(lo, hi)| hi - lo)
         .collect();
     if widths.is_empty() {
-        return MIN_SIGMA;
+        return 0.0;
     }
     widths.sort_by(f64::total_cmp);
-    widths[widths.len() / 2] / 12f64.sqrt()
+    widths[widths.len() / 4] / 12f64.sqrt()
 }
 
 /// A start for the rounds: the mean and spread of the intervals' middles (the upper bound
 /// where there is no lower one).
-fn first_guess(logs: &[(f64, f64)], floor: f64) -> Fit {
+fn first_guess(logs: &[(f64, f64)]) -> Fit {
     let mids: Vec<f64> = logs
         .iter()
         .map(|&(lo, hi)| if lo.is_finite() { (lo + hi) / 2.0 } else { hi })
@@ -103,13 +107,13 @@ fn first_guess(logs: &[(f64, f64)], floor: f64) -> Fit {
     let n = mids.len() as f64;
     let mu = mids.iter().sum::<f64>() / n;
     let var = mids.iter().map(|m| (m - mu).powi(2)).sum::<f64>() / n;
-    clamped(mu, var.sqrt(), floor)
+    clamped(mu, var.sqrt())
 }
 
 /// One expectation–maximisation round: each sample's expected log-duration (and its
 /// square) given that it lies in its interval, under `fit`; then the mean and spread of
 /// those.
-fn round(logs: &[(f64, f64)], fit: Fit, floor: f64) -> Fit {
+fn round(logs: &[(f64, f64)], fit: Fit) -> Fit {
     let (mut sum, mut sum_sq) = (0.0, 0.0);
     for &(lo, hi) in logs {
         let (m1, m2) = if lo.is_finite() && hi - lo < 1e-3 {
@@ -126,16 +130,16 @@ fn round(logs: &[(f64, f64)], fit: Fit, floor: f64) -> Fit {
     }
     let n = logs.len() as f64;
     let mu = sum / n;
-    clamped(mu, (sum_sq / n - mu * mu).max(0.0).sqrt(), floor)
+    clamped(mu, (sum_sq / n - mu * mu).max(0.0).sqrt())
 }
 
-/// Keeps a fit within bounds; `floor` is the narrowest spread the samples allow.
-fn clamped(mu: f64, sigma: f64, floor: f64) -> Fit {
+/// Keeps a fit within bounds.
+fn clamped(mu: f64, sigma: f64) -> Fit {
     let mu = if mu.is_finite() { mu } else { MIN_MU };
     let sigma = if sigma.is_finite() { sigma } else { MAX_SIGMA };
     Fit {
         mu: mu.clamp(MIN_MU, MAX_MU),
-        sigma: sigma.clamp(floor.clamp(MIN_SIGMA, MAX_SIGMA), MAX_SIGMA),
+        sigma: sigma.clamp(MIN_SIGMA, MAX_SIGMA),
     }
 }
 
