@@ -1,6 +1,7 @@
 //! `reaper bench`: figures measured against the in-process simulator through the configured
 //! RabbitMQ — end-to-end throughput and calls per request with no latency and no rate limit,
-//! memory with 100,000 tasks in flight, and how much of a rate budget a backlog uses.
+//! memory with 100,000 tasks in flight, how much of a rate budget a backlog uses, and how
+//! polls that learn follow 8–12 s tasks (`polls_bench`).
 //! Prints figures; asserts nothing (machines are noisy).
 
 use super::harness::{Harness, HarnessSpec, sample_batch};
@@ -31,6 +32,9 @@ pub struct BenchArgs {
     /// holds them (0 skips it).
     #[arg(long, default_value_t = 0)]
     pub prefill: u64,
+    /// Requests in each phase of the polls run (tasks of 8–12 s; 0 skips it).
+    #[arg(long, default_value_t = 100)]
+    pub poll_tasks: usize,
 }
 
 fn spec(sim: SimConfig, budget: Budget, base: &Config) -> HarnessSpec {
@@ -375,6 +379,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if args.budget_rate > 0.0 {
         budget(&base, args.budget_rate, args.budget_window).await?;
+    }
+    if args.poll_tasks > 0 {
+        super::polls_bench::run(&base, args.poll_tasks).await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod enqueue;
 pub mod harness;
 mod ops;
 mod plan;
+mod polls_bench;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};

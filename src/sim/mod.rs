@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::SimConfig;
-pub use em::{Inventory, InventoryJob};
+pub use em::{Inventory, InventoryJob, TaskSighting};
 pub use faults::{Faults, FaultsUpdate};
 pub use stats::SimStats;
 pub use tls::SimTls;
@@ -93,6 +93,12 @@ impl SimHandle {
     /// does); a share out of `[0, 1]` changes nothing and says which field.
     pub fn set_faults(&self, update: &FaultsUpdate) -> Result<Faults, String> {
         self.sim.faults.update(update)
+    }
+
+    /// The EM tasks whose end a poll saw, oldest first: how long each ran and how late the
+    /// first poll to see it ended came.
+    pub fn task_sightings(&self) -> Vec<TaskSighting> {
+        self.sim.em.sightings()
     }
 
     /// Test knob: forgets every logon session now (old tokens answer 401).

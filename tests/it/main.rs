@@ -21,6 +21,7 @@ mod limits;
 mod outbox;
 mod pipeline;
 mod plan;
+mod polls;
 mod replicas;
 mod sharding;
 mod sim_dcs;

@@ -4,7 +4,7 @@
 //! (`REAPER_POLL_LATENESS`) of the time the task has run so far — a task still running at
 //! `t` has a duration above `t`, so the next poll at `t × (1 + share)` sees its end within
 //! that share of its duration. Past the 99th percentile (longer than nearly every task seen)
-//! the spacing grows by the policy's factor again. Learned polls of one task are never
+//! the share grows with how far past, up to the policy's factor. Learned polls of one task are never
 //! closer than `REAPER_POLL_INITIAL`, never further apart than `REAPER_POLL_MAX`, and the
 //! endpoint's budget may stretch them (see `pace`).
 //!
@@ -59,8 +59,12 @@ impl Rules {
         } else if ran <= last {
             self.lateness * ran * stretch
         } else {
-            let growth = f64::from(self.policy.factor) - 1.0;
-            growth.max(self.lateness) * ran * stretch
+            // Longer than nearly every task seen: the share grows with how far beyond, up
+            // to the policy's own growth (a task just past the range is still followed
+            // closely; one far past it is polled as the policy would).
+            let growth = (f64::from(self.policy.factor) - 1.0).max(self.lateness);
+            let share = self.lateness * (ran / last).powi(3);
+            share.min(growth) * ran * stretch
         };
         // A little randomness (earlier, never later) keeps tasks recorded together from
         // polling in step.
@@ -141,10 +145,20 @@ mod tests {
     }
 
     #[test]
-    fn past_everything_seen_the_spacing_grows_as_the_policy_and_caps() {
+    fn past_everything_seen_the_spacing_grows_to_the_policys_and_caps() {
         let mut rng = StdRng::seed_from_u64(4);
-        let d = secs(RULES.delay(Some(&TEN_S), at(20.0, 6), 1.0, &mut rng));
-        assert!((18.0..=20.0).contains(&d), "doubling the time run: {d}");
+        let last = TEN_S.at_z(Z_LAST) / 1000.0;
+        assert!((12.5..13.5).contains(&last), "{last}");
+        let just_past = secs(RULES.delay(Some(&TEN_S), at(last * 1.05, 5), 1.0, &mut rng));
+        assert!(
+            just_past < 0.13 * last * 1.05,
+            "still followed closely: {just_past}"
+        );
+        let d = secs(RULES.delay(Some(&TEN_S), at(2.0 * last, 6), 1.0, &mut rng));
+        assert!(
+            d >= 0.7 * 2.0 * last && d <= 2.0 * last,
+            "twice as long as any seen: nearly doubling the time run: {d}"
+        );
         let d = secs(RULES.delay(Some(&TEN_S), at(100.0, 8), 1.0, &mut rng));
         assert_eq!(d, 30.0, "never beyond REAPER_POLL_MAX");
     }

@@ -18,7 +18,7 @@ use super::inventory::index;
 use super::resource::{ResourceKey, ResourceKind, parse_path_guid};
 use super::routes::Route;
 use super::wire::{self, SESSION_HEADER};
-use super::world::{Refusal, TaskView, World};
+use super::world::{Refusal, TaskSighting, TaskView, World};
 use crate::em::codec::{
     Format, Link, LogonSession, Task, TaskResult, TaskState, encode_job_ref, encode_logon_session,
     encode_task,
@@ -82,6 +82,11 @@ impl EmSim {
     /// Forgets every logon session.
     pub fn expire_sessions(&self) {
         self.world().expire_all();
+    }
+
+    /// The tasks polls saw ended, oldest first.
+    pub fn sightings(&self) -> Vec<TaskSighting> {
+        self.world().sightings()
     }
 
     /// Takes an `inflight` slot, or `None` when `capacity` is reached.

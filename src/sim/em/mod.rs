@@ -14,3 +14,4 @@ mod world;
 
 pub(crate) use handler::{EmSim, router};
 pub use inventory::{Inventory, InventoryJob};
+pub use world::TaskSighting;

@@ -6,7 +6,7 @@
 //! min-heap (no timer per task), so 100,000 tasks cost a map entry and a heap entry each.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -39,15 +39,41 @@ pub(crate) struct TaskView {
     pub result: Option<(bool, String)>,
 }
 
+/// A task whose end a poll saw for the first time: how long it ran, and how long after its
+/// end that poll came (what `reaper bench` reports of polls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSighting {
+    pub duration: Duration,
+    pub late: Duration,
+}
+
+/// The most recent sightings kept.
+const KEPT_SIGHTINGS: usize = 100_000;
+
 struct TaskRec {
     key: ResourceKey,
+    started_at: Instant,
     finishes_at: Instant,
     success: bool,
     /// Identifies the pending deletion this task drives.
     seq: u64,
+    /// A poll has seen it ended.
+    seen_ended: bool,
 }
 
 impl TaskRec {
+    /// The first poll to see it ended: how late.
+    fn first_sighting(&mut self, now: Instant) -> Option<TaskSighting> {
+        if now < self.finishes_at || self.seen_ended {
+            return None;
+        }
+        self.seen_ended = true;
+        Some(TaskSighting {
+            duration: self.finishes_at - self.started_at,
+            late: now - self.finishes_at,
+        })
+    }
+
     fn view(&self, task_id: &str, now: Instant) -> TaskView {
         let result = (now >= self.finishes_at).then(|| {
             if self.success {
@@ -97,6 +123,8 @@ pub(crate) struct World {
     /// When each pending deletion finishes, earliest first (entries may be stale).
     due: BinaryHeap<Reverse<(Instant, u64, ResourceKey)>>,
     next_seq: u64,
+    /// Tasks seen ended by a poll, oldest first.
+    sightings: VecDeque<TaskSighting>,
 }
 
 impl World {
@@ -109,6 +137,7 @@ impl World {
             pending: HashMap::new(),
             due: BinaryHeap::new(),
             next_seq: 0,
+            sightings: VecDeque::new(),
         }
     }
 
@@ -262,9 +291,11 @@ impl World {
         session.next_task += 1;
         let rec = TaskRec {
             key,
+            started_at: now,
             finishes_at,
             success,
             seq,
+            seen_ended: false,
         };
         let view = rec.view(&task_id, now);
         session.tasks.insert(task_id, rec);
@@ -317,12 +348,25 @@ impl World {
         now: Instant,
     ) -> Result<TaskView, Refusal> {
         self.settle(now);
-        let view = self
-            .session(token)?
-            .tasks
-            .get(task_id)
-            .map(|rec| rec.view(task_id, now));
-        view.ok_or_else(|| self.missing_task(token, task_id))
+        let found = self.session(token)?.tasks.get_mut(task_id).map(|rec| {
+            let sighting = rec.first_sighting(now);
+            (rec.view(task_id, now), sighting)
+        });
+        let Some((view, sighting)) = found else {
+            return Err(self.missing_task(token, task_id));
+        };
+        if let Some(s) = sighting {
+            if self.sightings.len() >= KEPT_SIGHTINGS {
+                self.sightings.pop_front();
+            }
+            self.sightings.push_back(s);
+        }
+        Ok(view)
+    }
+
+    /// The tasks polls saw ended, oldest first (the most recent [`KEPT_SIGHTINGS`]).
+    pub fn sightings(&self) -> Vec<TaskSighting> {
+        self.sightings.iter().copied().collect()
     }
 
     /// `DELETE /tasks/{id}`: removes the task; a running one is stopped and its deletion

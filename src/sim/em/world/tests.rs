@@ -154,3 +154,23 @@ fn a_task_of_another_session_cannot_be_removed_and_answers_the_lost_task_500() {
     );
     assert_eq!(w.delete_task("tok", "task-9", t0).unwrap_err().status, 404);
 }
+
+#[test]
+fn the_first_poll_to_see_a_task_ended_is_recorded_with_how_late_it_came() {
+    let (mut w, t0) = world_with_session(None);
+    w.delete_resource("tok", ResourceKey::job(Uuid::new_v4()), t0, SEC, true)
+        .unwrap();
+    w.get_task("tok", "task-1", t0 + SEC / 2).unwrap();
+    assert!(w.sightings().is_empty(), "still running");
+    let late = Duration::from_millis(300);
+    w.get_task("tok", "task-1", t0 + SEC + late).unwrap();
+    w.get_task("tok", "task-1", t0 + 3 * SEC).unwrap();
+    assert_eq!(
+        w.sightings(),
+        [TaskSighting {
+            duration: SEC,
+            late
+        }],
+        "only the first poll that saw it ended"
+    );
+}
