@@ -4,6 +4,7 @@
 
 mod common;
 
+mod adaptive_budget;
 mod binary;
 mod brakes;
 mod broker_reconnect;
