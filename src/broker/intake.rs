@@ -369,17 +369,77 @@ impl IntakeCtx {
                 }
             }
         };
-        for (d, disposition) in batch.iter().zip(dispositions) {
-            match disposition {
-                Disposition::Ack => {
-                    d.ack(BasicAckOptions::default()).await?;
+        for settlement in settlements(&batch, &dispositions) {
+            match settlement {
+                Settlement::AckUpTo(d) => {
+                    d.ack(BasicAckOptions { multiple: true }).await?;
                 }
-                Disposition::DeadLetter => {
+                Settlement::DeadLetter(d) => {
                     d.reject(BasicRejectOptions { requeue: false }).await?;
                     metrics::counter!("reaper_dead_lettered_total").increment(1);
                 }
-            };
+            }
         }
         Ok(())
+    }
+}
+
+/// One frame that settles deliveries of a batch.
+#[derive(Debug, PartialEq)]
+enum Settlement<'a, D> {
+    /// Ack this delivery and every earlier one of the channel not yet settled (`multiple`).
+    AckUpTo(&'a D),
+    /// Reject this one without requeue (it is dead-lettered).
+    DeadLetter(&'a D),
+}
+
+/// The fewest frames that settle a batch (in delivery order, on the one channel that
+/// received it, every earlier delivery already settled): one `multiple` ack for each run of
+/// acked deliveries, ended by its last one, and a reject for each dead-lettered one. A
+/// batch of accepted requests is settled by a single ack.
+fn settlements<'a, D>(batch: &'a [D], dispositions: &[Disposition]) -> Vec<Settlement<'a, D>> {
+    let mut out = Vec::new();
+    let mut run_end = None;
+    for (d, disposition) in batch.iter().zip(dispositions) {
+        match disposition {
+            Disposition::Ack => run_end = Some(d),
+            Disposition::DeadLetter => {
+                // Settled in delivery order: the acks before it, then the reject.
+                out.extend(run_end.take().map(Settlement::AckUpTo));
+                out.push(Settlement::DeadLetter(d));
+            }
+        }
+    }
+    out.extend(run_end.map(Settlement::AckUpTo));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Disposition::{Ack, DeadLetter};
+
+    #[test]
+    fn a_batch_of_accepted_requests_is_settled_by_one_multiple_ack_of_its_last_delivery() {
+        let batch = [1, 2, 3, 4];
+        let got = settlements(&batch, &[Ack, Ack, Ack, Ack]);
+        assert_eq!(got, [Settlement::AckUpTo(&4)]);
+    }
+
+    #[test]
+    fn dead_lettered_deliveries_split_the_acks_into_runs_settled_in_order() {
+        let batch = [1, 2, 3, 4, 5, 6];
+        let got = settlements(&batch, &[Ack, Ack, DeadLetter, DeadLetter, Ack, Ack]);
+        assert_eq!(
+            got,
+            [
+                Settlement::AckUpTo(&2),
+                Settlement::DeadLetter(&3),
+                Settlement::DeadLetter(&4),
+                Settlement::AckUpTo(&6),
+            ]
+        );
+        let got = settlements(&batch[..2], &[DeadLetter, Ack]);
+        assert_eq!(got, [Settlement::DeadLetter(&1), Settlement::AckUpTo(&2)]);
     }
 }

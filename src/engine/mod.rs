@@ -51,6 +51,9 @@ const LEASE: Duration = Duration::from_secs(2 * 60 * 60);
 /// When a step failed (e.g. the ledger was busy), how soon its request is tried again.
 const STEP_RETRY: Duration = Duration::from_secs(30);
 
+/// How long, at most, a claim waits for more permits while many steps are running.
+const CLAIM_GATHER: Duration = Duration::from_millis(5);
+
 /// The longest idle sleep between ledger looks.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
@@ -188,8 +191,13 @@ impl Engine {
     ///
     /// Cancel safety: steps are never cut mid-way by cancel itself, only by the grace timeout.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) -> anyhow::Result<()> {
-        let permits = Arc::new(Semaphore::new(self.cfg.engine_concurrency));
+        let concurrency = self.cfg.engine_concurrency;
+        let permits = Arc::new(Semaphore::new(concurrency));
         let mut steps = JoinSet::new();
+        // Under load, a claim waits for a quarter of the permits (or `CLAIM_GATHER`): one
+        // claim hands out many rows, instead of one claim per step that ends.
+        let batch = (concurrency / 4).max(1);
+        let mut last_claim = std::time::Instant::now();
         while !cancel.is_cancelled() {
             while let Some(done) = steps.try_join_next() {
                 log_step(done);
@@ -199,13 +207,17 @@ impl Engine {
                 held: self.held_endpoints(),
                 ..Skip::down(self.down_endpoints())
             };
-            if free > 0 {
+            let gathering = (free > 0 && free < batch && concurrency - free >= batch)
+                .then(|| CLAIM_GATHER.checked_sub(last_claim.elapsed()))
+                .flatten();
+            if free > 0 && gathering.is_none() {
                 let now = now_ms();
                 let lease = now + LEASE.as_millis() as i64;
                 let rows = self
                     .ledger
                     .claim_due(now, free as u32, lease, &skip)
                     .await?;
+                last_claim = std::time::Instant::now();
                 let claimed = rows.len();
                 for row in rows {
                     let permit = Arc::clone(&permits).acquire_owned().await?;
@@ -215,11 +227,14 @@ impl Engine {
                     continue; // there may be more due work: look again once a permit is free
                 }
             }
-            let sleep = match self.ledger.next_due(now_ms(), &skip).await? {
-                Some(t) => Duration::from_millis(
-                    (t - now_ms()).clamp(0, MAX_IDLE.as_millis() as i64) as u64,
-                ),
-                None => MAX_IDLE,
+            let sleep = match gathering {
+                Some(left) => left,
+                None => match self.ledger.next_due(now_ms(), &skip).await? {
+                    Some(t) => Duration::from_millis(
+                        (t - now_ms()).clamp(0, MAX_IDLE.as_millis() as i64) as u64,
+                    ),
+                    None => MAX_IDLE,
+                },
             };
             let room = permits.available_permits() > 0;
             tokio::select! {

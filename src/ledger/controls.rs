@@ -131,7 +131,7 @@ impl Ledger {
         sqlx::query("DELETE FROM pauses WHERE scope = ? AND name = ?")
             .bind(scope.as_str())
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if scope == PauseScope::Endpoint {
             sqlx::query(
@@ -140,7 +140,7 @@ impl Ledger {
             )
             .bind(name)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let note = format!(

@@ -9,6 +9,9 @@ use sqlx::{Sqlite, Transaction};
 /// How many samples of one kind (endpoint, operation) the ledger keeps.
 pub const KEPT_SAMPLES: usize = 64;
 
+/// How often (in samples written) the samples beyond [`KEPT_SAMPLES`] are deleted.
+const PRUNE_EVERY: i64 = 16;
+
 /// What the polls of one task saw, in milliseconds from the moment its DELETE was answered:
 /// still running at `running_ms` (0 when no poll saw it running), ended by `ended_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +55,13 @@ impl Ledger {
     /// Every kept sample, oldest first (at most [`KEPT_SAMPLES`] per kind).
     pub async fn task_durations(&self) -> anyhow::Result<Vec<DurationSample>> {
         let rows = sqlx::query_as::<_, SampleRow>(
-            "SELECT endpoint, operation, running_ms, ended_ms FROM task_durations ORDER BY id",
+            "SELECT endpoint, operation, running_ms, ended_ms FROM
+               (SELECT *, ROW_NUMBER() OVER (PARTITION BY endpoint, operation ORDER BY id DESC)
+                          AS newest
+                FROM task_durations)
+             WHERE newest <= ? ORDER BY id",
         )
+        .bind(KEPT_SAMPLES as i64)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -70,14 +78,15 @@ impl Ledger {
     }
 }
 
-/// Writes one sample inside the step's transaction and forgets the oldest of its kind
-/// beyond [`KEPT_SAMPLES`].
+/// Writes one sample inside the step's transaction. Every [`PRUNE_EVERY`]-th sample, the
+/// oldest of its kind beyond [`KEPT_SAMPLES`] are forgotten (reads take the newest only), so
+/// a sample costs one statement, not two.
 pub(super) async fn insert(
     tx: &mut Transaction<'_, Sqlite>,
     s: &DurationSample,
     now: i64,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    let id = sqlx::query(
         "INSERT INTO task_durations (endpoint, operation, running_ms, ended_ms, at)
          VALUES (?, ?, ?, ?, ?)",
     )
@@ -87,7 +96,11 @@ pub(super) async fn insert(
     .bind(s.duration.ended_ms)
     .bind(now)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .last_insert_rowid();
+    if id % PRUNE_EVERY != 0 {
+        return Ok(());
+    }
     sqlx::query(
         "DELETE FROM task_durations
          WHERE endpoint = ?1 AND operation = ?2

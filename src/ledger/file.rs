@@ -39,15 +39,6 @@ pub(super) fn create_private(path: &Path) -> anyhow::Result<()> {
 }
 
 impl Ledger {
-    /// A write transaction that takes the file's write lock at once (`BEGIN IMMEDIATE`):
-    /// a deferred one that reads first and then writes fails at once with "database is
-    /// locked" when another process (`reaper pause`, `cancel`, …, or the worker beside
-    /// them) wrote in between, whatever the busy timeout; an immediate one waits for the
-    /// lock instead.
-    pub(super) async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
-    }
-
     /// Opens (creating if needed) the ledger file and runs the embedded migrations.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
         // Two processes opening a new file at once (a worker and `reaper status`, or the
@@ -104,7 +95,11 @@ impl Ledger {
             .run(&pool)
             .await
             .with_context(|| format!("migrating the ledger {}", path.display()))?;
-        Ok(Ledger { pool })
+        Ok(Ledger {
+            pool,
+            group: Default::default(),
+            deletes_pruned_at: Default::default(),
+        })
     }
 
     /// Runs `work` in one transaction whose commit survives a power loss.

@@ -54,12 +54,15 @@ impl BreakerRule {
     }
 }
 
+/// How often counted DELETEs older than the cap's window are deleted.
+const PRUNE_DELETES_MS: i64 = 60_000;
+
 impl Ledger {
     /// Before a DELETE: in one transaction, checks that the request was not cancelled nor
     /// its endpoint or batch paused, and that its endpoint sent fewer than `cap` DELETEs in
     /// the last 60 minutes (0 = no cap); then counts the attempt (the request becomes
     /// `submitting`, as [`Ledger::begin_attempt`] does) and the DELETE. Anything else counts
-    /// nothing. Counted DELETEs older than the window are pruned as it goes.
+    /// nothing. Counted DELETEs older than the window are pruned, at most once a minute.
     pub async fn begin_delete(
         &self,
         request_id: &str,
@@ -68,26 +71,34 @@ impl Ledger {
         cap: u32,
     ) -> anyhow::Result<DeleteStart> {
         let mut tx = self.write().await?;
-        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT endpoint, batch_id, cancel_requested_at FROM requests WHERE request_id = ?",
+        // The request and the reason of a pause of its endpoint or batch, the endpoint's
+        // first, in one statement.
+        let row: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT r.endpoint, r.cancel_requested_at,
+                    (SELECT p.scope || ' ' || p.name || ' is paused: ' || p.reason FROM pauses p
+                     WHERE (p.scope = 'endpoint' AND p.name = r.endpoint)
+                        OR (p.scope = 'batch' AND p.name = r.batch_id)
+                     ORDER BY p.scope DESC LIMIT 1)
+             FROM requests r WHERE r.request_id = ?",
         )
         .bind(request_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        let Some((endpoint, batch, cancel)) = row else {
+        let Some((endpoint, cancel, paused)) = row else {
             anyhow::bail!("request {request_id} is not in the ledger");
         };
         if cancel.is_some() {
             return Ok(DeleteStart::Cancelled);
         }
-        if let Some(reason) = pause_reason(&mut tx, &endpoint, batch.as_deref()).await? {
+        if let Some(reason) = paused {
             return Ok(DeleteStart::Held { reason });
         }
-        sqlx::query("DELETE FROM deletes WHERE endpoint = ? AND at <= ?")
-            .bind(&endpoint)
-            .bind(now - CAP_WINDOW_MS)
-            .execute(&mut *tx)
-            .await?;
+        if self.prune_deletes_due(now) {
+            sqlx::query("DELETE FROM deletes WHERE at <= ?")
+                .bind(now - CAP_WINDOW_MS)
+                .execute(&mut **tx)
+                .await?;
+        }
         if let Some(until) = cap_until(&mut tx, &endpoint, now, cap).await? {
             tx.commit().await?;
             return Ok(DeleteStart::CapReached { until });
@@ -95,11 +106,23 @@ impl Ledger {
         sqlx::query("INSERT INTO deletes (endpoint, at) VALUES (?, ?)")
             .bind(&endpoint)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let attempt = count_attempt(&mut tx, request_id, now, lease_until).await?;
         tx.commit().await?;
         Ok(DeleteStart::Begun { attempt })
+    }
+
+    /// Whether the counted DELETEs older than the window are to be deleted now: once a
+    /// minute (what the cap counts is within the window anyway; this only bounds the table).
+    fn prune_deletes_due(&self, now: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.deletes_pruned_at.load(Ordering::Relaxed);
+        now - last >= PRUNE_DELETES_MS
+            && self
+                .deletes_pruned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// The DELETEs `endpoint` sent in the 60 minutes before `now` (what the cap counts).
@@ -143,7 +166,7 @@ impl Ledger {
             "SELECT EXISTS (SELECT 1 FROM pauses WHERE scope = 'endpoint' AND name = ?)",
         )
         .bind(endpoint)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let f = figures(&mut tx, endpoint, rule.window).await?;
         if paused || !rule.trips(f) {
@@ -167,24 +190,6 @@ impl Ledger {
         tx.commit().await?;
         Ok(Some(pause))
     }
-}
-
-/// Why a request of `endpoint` and `batch` may not be sent now: the reason of a pause of
-/// either, the endpoint's first.
-async fn pause_reason(
-    tx: &mut Transaction<'_, Sqlite>,
-    endpoint: &str,
-    batch: Option<&str>,
-) -> anyhow::Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT scope || ' ' || name || ' is paused: ' || reason FROM pauses
-         WHERE (scope = 'endpoint' AND name = ?) OR (scope = 'batch' AND name = ?)
-         ORDER BY scope DESC LIMIT 1",
-    )
-    .bind(endpoint)
-    .bind(batch)
-    .fetch_optional(&mut **tx)
-    .await?)
 }
 
 /// When the cap is reached: the moment the next DELETE may go (the `cap`-th most recent

@@ -12,6 +12,7 @@ mod claim;
 mod controls;
 mod durations;
 mod file;
+mod group;
 mod guard;
 mod lock;
 mod outbox;
@@ -233,6 +234,10 @@ pub enum Intake {
 #[derive(Clone)]
 pub struct Ledger {
     pool: SqlitePool,
+    /// The write transaction open now, shared by the writes that arrive while it is.
+    group: group::Group,
+    /// When this process last deleted counted DELETEs older than the cap's window.
+    deletes_pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Current time in Unix milliseconds.

@@ -94,16 +94,18 @@ impl Ledger {
 
     /// Marks events as confirmed by the broker.
     pub async fn mark_published(&self, seqs: &[i64], now: i64) -> anyhow::Result<()> {
-        let mut tx = self.write().await?;
-        for seq in seqs {
-            sqlx::query(
-                "UPDATE outbox SET published_at = ?, attempts = attempts + 1 WHERE seq = ?",
-            )
-            .bind(now)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
+        if seqs.is_empty() {
+            return Ok(());
         }
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE outbox SET published_at = ?, attempts = attempts + 1
+             WHERE seq IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now)
+        .bind(serde_json::to_string(seqs)?)
+        .execute(&mut **tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -111,6 +113,9 @@ impl Ledger {
     /// Counts a failed publication (nacked, returned or unconfirmed) of each event and sets
     /// when it is tried again. The rows stay pending.
     pub async fn mark_unpublished(&self, retries: &[RetryAt]) -> anyhow::Result<()> {
+        if retries.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.write().await?;
         for r in retries {
             sqlx::query(
@@ -119,7 +124,7 @@ impl Ledger {
             )
             .bind(r.at)
             .bind(r.seq)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;

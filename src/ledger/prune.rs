@@ -62,7 +62,7 @@ impl Ledger {
         )
         .bind(before)
         .bind(CHUNK)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         if ids.is_empty() {
             return Ok(Pruned::default());
@@ -72,7 +72,7 @@ impl Ledger {
         let mut run = async |sql: &'static str| -> anyhow::Result<u64> {
             Ok(sqlx::query(sql)
                 .bind(&ids)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected())
         };

@@ -44,7 +44,7 @@ impl Ledger {
         .bind(state.rate_per_sec)
         .bind(state.last_signal_at)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -55,7 +55,7 @@ impl Ledger {
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM rate_control WHERE endpoint = ?")
             .bind(endpoint)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())

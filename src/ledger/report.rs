@@ -56,7 +56,7 @@ impl Ledger {
             .bind(i64::try_from(upto)?)
             .bind(endpoint)
             .bind(at)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             tx.commit().await?;
             done = upto;

@@ -103,7 +103,7 @@ impl Ledger {
         .bind(now)
         .bind(request_id)
         .bind(claimed_attempts + 1)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected()
             == 1;
@@ -160,7 +160,7 @@ impl Ledger {
         sqlx::query("UPDATE requests SET event_id = ? WHERE request_id = ?")
             .bind(&event.event_id)
             .bind(request_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         outbox::insert(&mut tx, &event, finish.finished_at).await?;
         tx.commit().await?;

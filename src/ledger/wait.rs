@@ -27,7 +27,7 @@ impl Ledger {
         .bind(due_at)
         .bind(now)
         .bind(request_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         anyhow::ensure!(
