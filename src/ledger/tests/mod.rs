@@ -4,6 +4,7 @@ mod controls;
 mod counts;
 mod durations;
 mod file;
+mod group;
 mod guard;
 mod intake;
 mod outbox;
