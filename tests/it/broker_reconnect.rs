@@ -96,3 +96,61 @@ async fn a_closed_broker_connection_keeps_the_em_session_and_tasks_are_polled_to
     assert_eq!(env.sim.stats().logoffs, 1, "logged off once at the end");
     env.cleanup().await;
 }
+
+/// A message far larger than the frames reaper proposes, through a queue and back.
+async fn round_trip(conn: &lapin::Connection, body: &[u8]) -> Vec<u8> {
+    use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    ch.basic_publish(
+        "".into(),
+        q.name().as_str().into(),
+        BasicPublishOptions::default(),
+        body,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..50 {
+        if let Some(m) = ch
+            .basic_get(q.name().as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            return m.delivery.data.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the message did not come back within 5 s");
+}
+
+#[tokio::test]
+async fn connections_use_small_frames_unless_the_url_sets_frame_max_and_large_messages_pass() {
+    let url = amqp_url().await;
+    let conn = reaper::broker::connect(&url, "reaper-test-frames")
+        .await
+        .unwrap();
+    assert_eq!(conn.configuration().frame_max(), reaper::broker::FRAME_MAX);
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(round_trip(&conn, &body).await, body);
+    let _ = conn.close(200, "done".into()).await;
+
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}frame_max=65536");
+    let conn = reaper::broker::connect(&url, "reaper-test-frames")
+        .await
+        .unwrap();
+    assert_eq!(conn.configuration().frame_max(), 65536);
+    let _ = conn.close(200, "done".into()).await;
+}
