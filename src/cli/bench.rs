@@ -4,7 +4,7 @@
 //! polls that learn follow 8–12 s tasks (`polls_bench`).
 //! Prints figures; asserts nothing (machines are noisy).
 
-use super::harness::{Harness, HarnessSpec, sample_batch};
+use super::harness::{Harness, HarnessSpec, Placement, sample_batch};
 use crate::config::Config;
 use crate::em::codec::Format;
 use crate::limit::Budget;
@@ -41,6 +41,7 @@ fn spec(sim: SimConfig, budget: Budget, base: &Config) -> HarnessSpec {
     HarnessSpec {
         name: "bench",
         prefill: 0,
+        placement: Placement::InProcess,
         sim,
         budget,
         format: Format::Xml,
@@ -289,7 +290,7 @@ impl Restart {
 async fn crash_and_restart(h: &mut Harness) -> anyhow::Result<Restart> {
     let calls0 = h.sim.stats().total_calls;
     let started = Instant::now();
-    h.crash_and_restart().await;
+    h.crash_and_restart().await?;
     let newcomer = crate::request::RequestWire {
         request_id: Some("bench-after-restart".into()),
         target: serde_json::json!({"type": "em.task", "task_id": "task-999999999"}),

@@ -9,6 +9,8 @@ pub mod harness;
 mod ops;
 mod plan;
 mod polls_bench;
+mod procfs;
+mod worker_process;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
