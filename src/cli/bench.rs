@@ -1,7 +1,8 @@
 //! `reaper bench`: figures measured against the in-process simulator through the configured
 //! RabbitMQ — end-to-end throughput, calls, CPU time and SQLite transactions per request of
 //! the worker alone (a `reaper run` child process: `worker_process`), its memory idle and with
-//! 100,000 tasks in flight and a crash (`memory_bench`), how much of a rate budget a backlog uses,
+//! 100,000 tasks in flight and a crash (`memory_bench`), how its adaptive budget meets an
+//! endpoint of limited capacity (`capacity_bench`), how much of a rate budget a backlog uses,
 //! and how polls that learn follow 8–12 s tasks (`polls_bench`).
 //! Prints figures, each line saying what it measures; asserts nothing (machines are noisy).
 
@@ -37,6 +38,16 @@ pub struct BenchArgs {
     /// Requests in each phase of the polls run (tasks of 8–12 s; 0 skips it).
     #[arg(long, default_value_t = 100)]
     pub poll_tasks: usize,
+    /// Calls in flight above which the simulated EM of the capacity run answers 503 (0 skips
+    /// the run).
+    #[arg(long, default_value_t = 8)]
+    pub capacity: u32,
+    /// The capacity run's REAPER_MAX_IN_FLIGHT: the ceiling the adaptive budget starts from.
+    #[arg(long, default_value_t = 32)]
+    pub capacity_ceiling: usize,
+    /// Requests of the capacity run.
+    #[arg(long, default_value_t = 10_000)]
+    pub capacity_requests: usize,
 }
 
 /// The harness of a bench run: the worker as configured by `base` (polls, engine), no backlog
@@ -285,6 +296,10 @@ async fn runs(args: &BenchArgs, base: &Config) -> anyhow::Result<()> {
     }
     if args.in_flight > 0 {
         super::memory_bench::run(base, args.in_flight).await?;
+    }
+    if args.capacity > 0 && args.capacity_requests > 0 {
+        let ceiling = args.capacity_ceiling;
+        super::capacity_bench::run(base, args.capacity, ceiling, args.capacity_requests).await?;
     }
     if args.budget_rate > 0.0 {
         budget(base, args.budget_rate, args.budget_window).await?;

@@ -2,6 +2,7 @@
 //! the one [`Config`], and returns an exit code; `main` only prints errors.
 
 mod bench;
+mod capacity_bench;
 mod controls;
 mod demo;
 mod enqueue;
