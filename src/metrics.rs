@@ -300,6 +300,8 @@ struct Snapshot {
     ready: bool,
     endpoints: Vec<health::Snapshot>,
     budgets: Vec<(String, Limits, bool)>,
+    /// Ledger transactions this process committed so far (SQLite's commit hook).
+    commits: u64,
 }
 
 async fn snapshot(ctx: &Ctx) -> anyhow::Result<Snapshot> {
@@ -326,12 +328,14 @@ async fn snapshot(ctx: &Ctx) -> anyhow::Result<Snapshot> {
             .map(|e| e.snapshot())
             .collect(),
         budgets: ctx.health.budgets(),
+        commits: crate::ledger::commits_so_far(),
     })
 }
 
 impl Snapshot {
     /// The gauges in Prometheus text, through a recorder of their own: they belong to this
-    /// worker, not to the process (tests run several workers in one process).
+    /// worker, not to the process (tests run several workers in one process). The ledger's
+    /// commit count is the process's (one worker a process outside tests).
     fn render(&self) -> String {
         use metrics::gauge;
         let recorder = PrometheusBuilder::new().build_recorder();
@@ -339,6 +343,8 @@ impl Snapshot {
             for &(name, help) in GAUGES {
                 metrics::describe_gauge!(name, help);
             }
+            metrics::describe_counter!(COMMITS.0, COMMITS.1);
+            metrics::counter!(COMMITS.0).absolute(self.commits);
             for c in &self.requests {
                 let outcome = c.outcome.clone().unwrap_or_default();
                 gauge!("reaper_requests", "state" => c.state.clone(), "outcome" => outcome)
@@ -366,6 +372,12 @@ impl Snapshot {
         recorder.handle().render()
     }
 }
+
+/// The counter read at scrape time from the ledger's commit hook, with its help text.
+const COMMITS: (&str, &str) = (
+    "reaper_ledger_commits_total",
+    "SQLite transactions the process committed to its ledger.",
+);
 
 /// The gauges read at scrape time, with their help text.
 #[rustfmt::skip]

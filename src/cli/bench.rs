@@ -1,10 +1,13 @@
 //! `reaper bench`: figures measured against the in-process simulator through the configured
-//! RabbitMQ — end-to-end throughput and calls per request with no latency and no rate limit,
-//! memory with 100,000 tasks in flight, how much of a rate budget a backlog uses, and how
-//! polls that learn follow 8–12 s tasks (`polls_bench`).
-//! Prints figures; asserts nothing (machines are noisy).
+//! RabbitMQ — end-to-end throughput, calls, CPU time and SQLite transactions per request of
+//! the worker alone (a `reaper run` child process: `worker_process`), its memory idle and with
+//! 100,000 tasks in flight and a crash (`memory_bench`), how its adaptive budget meets an
+//! endpoint of limited capacity (`capacity_bench`), how much of a rate budget a backlog uses,
+//! and how polls that learn follow 8–12 s tasks (`polls_bench`).
+//! Prints figures, each line saying what it measures; asserts nothing (machines are noisy).
 
-use super::harness::{Harness, HarnessSpec, sample_batch};
+use super::harness::{Harness, HarnessSpec, Placement, sample_batch};
+use super::procfs;
 use crate::config::Config;
 use crate::em::codec::Format;
 use crate::limit::Budget;
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Requests for the throughput run.
+    /// Requests for each throughput run (0 skips them).
     #[arg(long, default_value_t = 5000)]
     pub requests: usize,
     /// Tasks kept in flight for the memory run (0 skips it).
@@ -35,12 +38,25 @@ pub struct BenchArgs {
     /// Requests in each phase of the polls run (tasks of 8–12 s; 0 skips it).
     #[arg(long, default_value_t = 100)]
     pub poll_tasks: usize,
+    /// Calls in flight above which the simulated EM of the capacity run answers 503 (0 skips
+    /// the run).
+    #[arg(long, default_value_t = 8)]
+    pub capacity: u32,
+    /// The capacity run's REAPER_MAX_IN_FLIGHT: the ceiling the adaptive budget starts from.
+    #[arg(long, default_value_t = 32)]
+    pub capacity_ceiling: usize,
+    /// Requests of the capacity run.
+    #[arg(long, default_value_t = 10_000)]
+    pub capacity_requests: usize,
 }
 
-fn spec(sim: SimConfig, budget: Budget, base: &Config) -> HarnessSpec {
+/// The harness of a bench run: the worker as configured by `base` (polls, engine), no backlog
+/// bound, XML, on classic queues; in this process unless the run says otherwise.
+pub(super) fn spec(sim: SimConfig, budget: Budget, base: &Config) -> HarnessSpec {
     HarnessSpec {
         name: "bench",
         prefill: 0,
+        placement: Placement::InProcess,
         sim,
         budget,
         format: Format::Xml,
@@ -50,53 +66,53 @@ fn spec(sim: SimConfig, budget: Budget, base: &Config) -> HarnessSpec {
     }
 }
 
-const UNLIMITED: Budget = Budget {
+pub(super) const UNLIMITED: Budget = Budget {
     rate_per_sec: 0.0,
     burst: 1,
     max_in_flight: 64,
 };
 
+/// The request id of the next outcome event, or `None` when none came within 200 ms; a child
+/// worker that has ended meanwhile is an error (with the end of its stderr), so that no run
+/// waits forever for a dead worker.
+pub(super) async fn next_outcome(h: &mut Harness) -> anyhow::Result<Option<String>> {
+    match tokio::time::timeout(Duration::from_millis(200), h.events.next()).await {
+        Ok(event) => Ok(event?.1.data.request_id),
+        Err(_) => {
+            if let Some(worker) = h.worker_process() {
+                worker.check_alive()?;
+            }
+            Ok(None)
+        }
+    }
+}
+
 /// Waits for an event of each of `n` requests.
 async fn await_events(h: &mut Harness, n: usize) -> anyhow::Result<()> {
     let mut seen = HashSet::new();
     while seen.len() < n {
-        let (_, ev) = h.events.next().await?;
-        if let Some(id) = ev.data.request_id {
+        if let Some(id) = next_outcome(h).await? {
             seen.insert(id);
         }
     }
     Ok(())
 }
 
-/// This process's peak and current resident memory, in MiB (Linux; 0 elsewhere).
-fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+/// The child worker's ledger commits so far (`reaper_ledger_commits_total` on its /metrics).
+pub(super) async fn worker_commits(h: &mut Harness) -> anyhow::Result<f64> {
+    match h.worker_process() {
+        Some(w) => w.metric("reaper_ledger_commits_total").await,
+        None => anyhow::bail!("the bench's worker is not a child process"),
+    }
 }
 
-/// CPU seconds used by this process so far (Linux; 0 elsewhere).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0 // utime + stime, at the usual 100 ticks a second
+/// The child worker's CPU time and memory now.
+pub(super) fn worker_usage(h: &mut Harness) -> procfs::Usage {
+    h.worker_process().map(|w| w.usage()).unwrap_or_default()
 }
 
+/// One throughput run: `n` requests through a child worker, tasks of `task`, `prefill`
+/// finished requests already in its ledger.
 async fn throughput(base: &Config, n: usize, task: Duration, prefill: u64) -> anyhow::Result<()> {
     let sim = SimConfig {
         task_duration: (task, task),
@@ -104,17 +120,19 @@ async fn throughput(base: &Config, n: usize, task: Duration, prefill: u64) -> an
     };
     let spec = HarnessSpec {
         prefill,
+        placement: Placement::ChildProcess,
         ..spec(sim, UNLIMITED, base)
     };
     let mut h = Harness::start(base.clone(), spec).await?;
     let requests = sample_batch(n, "bench-throughput");
-    let (cpu0, commits0) = (cpu_seconds(), crate::ledger::commits_so_far());
+    let commits0 = worker_commits(&mut h).await?;
+    let (worker0, bench0) = (worker_usage(&mut h), procfs::usage(None));
     let started = Instant::now();
     h.publish(&requests).await?;
     await_events(&mut h, n).await?;
     let secs = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    let commits = crate::ledger::commits_so_far() - commits0;
+    let (worker1, bench1) = (worker_usage(&mut h), procfs::usage(None));
+    let commits = worker_commits(&mut h).await? - commits0;
     let stats = h.sim.stats();
     let scrape = if prefill > 0 {
         Some(scrape_times(&h).await?)
@@ -131,9 +149,12 @@ async fn throughput(base: &Config, n: usize, task: Duration, prefill: u64) -> an
         0 => String::new(),
         p => format!(", {p} finished requests already in the ledger"),
     };
-    println!("throughput: {n} em.job requests, {tasks}, no latency, no rate limit{ledger}");
+    let per_request = |cpu: f64| cpu * 1e3 / n as f64;
     println!(
-        "  completed           {n} in {secs:.2} s = {:.0} requests/s end to end",
+        "throughput: {n} em.job requests, {tasks}, no latency, no rate limit{ledger}; the worker a `reaper run` child process"
+    );
+    println!(
+        "  completed           {n} in {secs:.2} s = {:.0} requests/s end to end (first publish to last outcome event)",
         n as f64 / secs
     );
     println!(
@@ -142,16 +163,24 @@ async fn throughput(base: &Config, n: usize, task: Duration, prefill: u64) -> an
         stats.total_calls as f64 / n as f64
     );
     println!(
-        "  CPU                 {:.3} ms per request (this process: worker, simulator, publisher and watcher)",
-        cpu * 1e3 / n as f64
+        "  worker CPU          {:.3} ms per request (the child worker alone: user + system time from /proc)",
+        per_request(worker1.cpu_seconds - worker0.cpu_seconds)
     );
     println!(
-        "  ledger              {:.2} SQLite transactions committed per request",
-        commits as f64 / n as f64
+        "  bench CPU           {:.3} ms per request (the bench process: simulator, publisher and event watcher)",
+        per_request(bench1.cpu_seconds - bench0.cpu_seconds)
+    );
+    println!(
+        "  worker ledger       {:.2} SQLite transactions committed per request by the worker (reaper_ledger_commits_total)",
+        commits / n as f64
+    );
+    println!(
+        "  worker memory       {:.0} MiB resident after the run, {:.0} MiB peak (VmRSS, VmHWM of the child)",
+        worker1.rss_mib, worker1.peak_mib
     );
     if let Some((status, metrics)) = scrape {
         println!(
-            "  answers             `reaper status` {:.1} ms, GET /metrics {:.1} ms (first, uncached)",
+            "  answers             `reaper status` {:.1} ms, GET /metrics {:.1} ms (first, uncached, on the same ledger)",
             status * 1e3,
             metrics * 1e3
         );
@@ -183,144 +212,6 @@ async fn scrape_times(h: &Harness) -> anyhow::Result<(f64, f64)> {
     let _ = server.await;
     ledger.close().await;
     Ok((status, metrics))
-}
-
-async fn memory(base: &Config, n: usize) -> anyhow::Result<()> {
-    let hour = Duration::from_secs(3600);
-    let sim = SimConfig {
-        task_duration: (hour, hour),
-        ..Default::default()
-    };
-    let mut h = Harness::start(base.clone(), spec(sim, UNLIMITED, base)).await?;
-    let ledger = h.ledger().await?;
-    let (_, rss_before) = memory_mib();
-    let started = Instant::now();
-    h.publish(&sample_batch(n, "bench-memory")).await?;
-    let published = started.elapsed().as_secs_f64();
-    wait_until_polling(&ledger, n).await?;
-    let all_polling = started.elapsed().as_secs_f64();
-    let polls = measure_polls(&h).await;
-    let (peak, rss) = memory_mib();
-    let db = std::fs::metadata(&h.cfg.ledger)
-        .map(|m| m.len())
-        .unwrap_or(0) as f64
-        / 1048576.0;
-    let restart = crash_and_restart(&mut h).await?;
-    ledger.close().await;
-    h.stop().await;
-    println!("memory: {n} tasks in flight (each Running for 1 h), polled from the ledger");
-    println!("  published           {n} in {published:.1} s; all polling after {all_polling:.1} s");
-    println!(
-        "  resident memory     {rss:.0} MiB now, {peak:.0} MiB peak, {rss_before:.0} MiB before (whole process: worker + simulator + broker client)"
-    );
-    println!("  ledger file         {db:.0} MiB");
-    polls.print();
-    restart.print();
-    Ok(())
-}
-
-/// Waits until `n` requests of the ledger are polling.
-async fn wait_until_polling(ledger: &crate::ledger::Ledger, n: usize) -> anyhow::Result<()> {
-    loop {
-        let polling: i64 = ledger
-            .counts()
-            .await?
-            .iter()
-            .filter(|c| c.state == "polling")
-            .map(|c| c.count)
-            .sum();
-        if polling as usize >= n {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Polls sent and CPU used over a window while every task is polled.
-struct Polls {
-    per_second: f64,
-    cpu_percent: f64,
-    window: f64,
-}
-
-/// Measures the polls over 10 s.
-async fn measure_polls(h: &Harness) -> Polls {
-    let (cpu0, calls0, t0) = (cpu_seconds(), h.sim.stats().total_calls, Instant::now());
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let (cpu1, calls1) = (cpu_seconds(), h.sim.stats().total_calls);
-    let window = t0.elapsed().as_secs_f64();
-    Polls {
-        per_second: (calls1 - calls0) as f64 / window,
-        cpu_percent: 100.0 * (cpu1 - cpu0) / window,
-        window,
-    }
-}
-
-impl Polls {
-    fn print(&self) {
-        println!(
-            "  while they poll     {:.0} polls/s at {:.0}% of one core over {:.0} s",
-            self.per_second, self.cpu_percent, self.window
-        );
-    }
-}
-
-/// What a crash and restart with many tasks in flight looks like.
-struct Restart {
-    /// From the restart to the outcome of a request published right after it.
-    answered: Duration,
-    calls_1s: u64,
-    calls_5s: u64,
-}
-
-impl Restart {
-    fn print(&self) {
-        println!(
-            "  after a crash       a new request answered in {:.2} s; {} EM calls in the first second, {} in the first 5 s (verifications spread, not fired at once)",
-            self.answered.as_secs_f64(),
-            self.calls_1s,
-            self.calls_5s
-        );
-    }
-}
-
-/// Crashes the worker (as kill -9 would), restarts it, publishes one new request at once and
-/// measures how soon it is answered and how many calls the restart sends in its first seconds.
-async fn crash_and_restart(h: &mut Harness) -> anyhow::Result<Restart> {
-    let calls0 = h.sim.stats().total_calls;
-    let started = Instant::now();
-    h.crash_and_restart().await;
-    let newcomer = crate::request::RequestWire {
-        request_id: Some("bench-after-restart".into()),
-        target: serde_json::json!({"type": "em.task", "task_id": "task-999999999"}),
-        ..Default::default()
-    };
-    h.publish(&[newcomer]).await?;
-    let (mut calls_1s, mut answered) = (None, None);
-    while answered.is_none() || started.elapsed() < Duration::from_secs(5) {
-        if calls_1s.is_none() && started.elapsed() >= Duration::from_secs(1) {
-            calls_1s = Some(h.sim.stats().total_calls - calls0);
-        }
-        if answered.is_none() {
-            let next = tokio::time::timeout(Duration::from_millis(100), h.events.next()).await;
-            if let Ok(Ok((_, ev))) = next
-                && ev.data.request_id.as_deref() == Some("bench-after-restart")
-            {
-                answered = Some(started.elapsed());
-            }
-        } else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(120),
-            "no outcome for a request published after the restart within 120 s"
-        );
-    }
-    Ok(Restart {
-        answered: answered.unwrap_or_default(),
-        calls_1s: calls_1s.unwrap_or_default(),
-        calls_5s: h.sim.stats().total_calls - calls0,
-    })
 }
 
 async fn budget(base: &Config, rate: f64, window: Duration) -> anyhow::Result<()> {
@@ -356,7 +247,7 @@ async fn budget(base: &Config, rate: f64, window: Duration) -> anyhow::Result<()
     h.stop().await;
     let achieved = (c1 - c0) as f64 / secs;
     println!(
-        "budget: rate {rate}/s, burst {}, a backlog of {n} requests",
+        "budget: rate {rate}/s, burst {}, a backlog of {n} requests; the worker in the bench process",
         budget.burst
     );
     println!(
@@ -367,21 +258,54 @@ async fn budget(base: &Config, rate: f64, window: Duration) -> anyhow::Result<()
     Ok(())
 }
 
+/// The command line, each argument quoted when the shell would need it.
+fn command_line() -> String {
+    let quote = |a: String| {
+        let plain = a.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '=' | ':' | ',')
+        });
+        if plain && !a.is_empty() {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        }
+    };
+    std::env::args().map(quote).collect::<Vec<_>>().join(" ")
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let base = Config::from_env()?;
-    throughput(&base, args.requests, Duration::ZERO, 0).await?;
-    if args.prefill > 0 {
-        throughput(&base, args.requests, Duration::ZERO, args.prefill).await?;
-    }
-    throughput(&base, args.requests, Duration::from_secs(1), 0).await?;
-    if args.in_flight > 0 {
-        memory(&base, args.in_flight).await?;
-    }
-    if args.budget_rate > 0.0 {
-        budget(&base, args.budget_rate, args.budget_window).await?;
-    }
-    if args.poll_tasks > 0 {
-        super::polls_bench::run(&base, args.poll_tasks).await?;
+    println!("command: {}", command_line());
+    // A stop signal ends the runs through their error path: the harnesses are dropped, and
+    // with them any child worker (killed, never left behind).
+    let stop = super::shutdown_signal();
+    tokio::select! {
+        result = runs(&args, &base) => result?,
+        _ = stop.cancelled() => anyhow::bail!("interrupted: the runs stopped, no worker left running"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn runs(args: &BenchArgs, base: &Config) -> anyhow::Result<()> {
+    if args.requests > 0 {
+        throughput(base, args.requests, Duration::ZERO, 0).await?;
+        if args.prefill > 0 {
+            throughput(base, args.requests, Duration::ZERO, args.prefill).await?;
+        }
+        throughput(base, args.requests, Duration::from_secs(1), 0).await?;
+    }
+    if args.in_flight > 0 {
+        super::memory_bench::run(base, args.in_flight).await?;
+    }
+    if args.capacity > 0 && args.capacity_requests > 0 {
+        let ceiling = args.capacity_ceiling;
+        super::capacity_bench::run(base, args.capacity, ceiling, args.capacity_requests).await?;
+    }
+    if args.budget_rate > 0.0 {
+        budget(base, args.budget_rate, args.budget_window).await?;
+    }
+    if args.poll_tasks > 0 {
+        super::polls_bench::run(base, args.poll_tasks).await?;
+    }
+    Ok(())
 }

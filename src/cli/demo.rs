@@ -3,7 +3,7 @@
 //! otherwise) and a summary, and exits 0 only when every outcome event has arrived. Its logs
 //! are at `warn` unless `RUST_LOG` says otherwise (set in `main.rs`).
 
-use super::harness::{Harness, HarnessSpec, sample_batch};
+use super::harness::{Harness, HarnessSpec, Placement, sample_batch};
 use crate::config::Config;
 use crate::em::codec::Format;
 use crate::limit::Budget;
@@ -88,6 +88,7 @@ fn spec(args: &DemoArgs, base: &Config) -> HarnessSpec {
     HarnessSpec {
         name: "demo",
         prefill: 0,
+        placement: Placement::InProcess,
         sim: crate::sim::SimConfig {
             task_duration: args.task_duration,
             ..Default::default()

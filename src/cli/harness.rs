@@ -1,9 +1,11 @@
 //! In-process worlds, built one way for `reaper demo`, `reaper bench` and the integration
 //! tests: a [`Sandbox`] is the simulator on a free port, a temporary ledger, randomly named
 //! queues on the configured RabbitMQ and a `Config` pointing a worker at them; a [`Harness`]
-//! is a sandbox with a worker running and a watcher on its events. Never touches a real
-//! deployment's queues.
+//! is a sandbox with a worker running — a task of this process, or a `reaper run` child
+//! process ([`Placement`]) — and a watcher on its events. Never touches a real deployment's
+//! queues.
 
+use super::worker_process::WorkerProcess;
 use crate::broker::client::{EventWatcher, RequestPublisher};
 use crate::config::{Config, EmSettings, Secret, Topology};
 use crate::em::codec::Format;
@@ -127,6 +129,25 @@ pub struct HarnessSpec {
     pub backlog_limit: u64,
     /// Finished requests put in the ledger before the worker starts (a long-running ledger).
     pub prefill: u64,
+    /// Where the worker runs.
+    pub placement: Placement,
+}
+
+/// Where a harness runs its worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// A task of this process, beside the simulator (the demo; runs that count calls).
+    #[default]
+    InProcess,
+    /// A `reaper run` child process ([`WorkerProcess`]), so that its CPU time, memory and
+    /// ledger transactions are its own (`reaper bench`). Killed when the harness is dropped.
+    ChildProcess,
+}
+
+/// The worker a harness runs.
+enum RunningWorker {
+    InProcess(JoinHandle<anyhow::Result<()>>),
+    Child(WorkerProcess),
 }
 
 /// A running simulator + worker + event watcher (the sandbox's fields are reached through it).
@@ -134,7 +155,7 @@ pub struct Harness {
     world: Sandbox,
     pub events: EventWatcher,
     cancel: CancellationToken,
-    worker: JoinHandle<anyhow::Result<()>>,
+    worker: RunningWorker,
 }
 
 impl Deref for Harness {
@@ -175,7 +196,7 @@ impl Harness {
         }
         let events = world.watcher().await?;
         let cancel = CancellationToken::new();
-        let worker = spawn_worker(&world.cfg, &cancel);
+        let worker = start_worker(&world.cfg, &cancel, spec.placement).await?;
         Ok(Harness {
             world,
             events,
@@ -184,12 +205,31 @@ impl Harness {
         })
     }
 
-    /// A crash and a restart: the worker's future is dropped wherever it is (as by kill -9:
-    /// nothing is flushed or logged off), and a new worker starts on the same ledger.
-    pub async fn crash_and_restart(&mut self) {
-        self.worker.abort();
-        let _ = (&mut self.worker).await;
-        self.worker = spawn_worker(&self.world.cfg, &self.cancel);
+    /// A crash and a restart: the worker ends wherever it is — a child by `kill -9`, a task
+    /// by dropping its future — so nothing is flushed or logged off, and a new worker starts
+    /// on the same ledger, in the same place (a child is ready when this returns).
+    pub async fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        let placement = match &mut self.worker {
+            RunningWorker::InProcess(task) => {
+                task.abort();
+                let _ = task.await;
+                Placement::InProcess
+            }
+            RunningWorker::Child(child) => {
+                child.kill9();
+                Placement::ChildProcess
+            }
+        };
+        self.worker = start_worker(&self.world.cfg, &self.cancel, placement).await?;
+        Ok(())
+    }
+
+    /// The child worker, when the worker runs as one.
+    pub fn worker_process(&mut self) -> Option<&mut WorkerProcess> {
+        match &mut self.worker {
+            RunningWorker::Child(child) => Some(child),
+            RunningWorker::InProcess(_) => None,
+        }
     }
 
     /// Publishes requests with confirms, in chunks.
@@ -204,20 +244,33 @@ impl Harness {
     /// Stops the worker gracefully and removes the queues, exchanges and ledger.
     pub async fn stop(self) {
         self.cancel.cancel();
-        if let Ok(Err(e)) = self.worker.await {
-            tracing::warn!(error = format!("{e:#}"), "the worker stopped with an error");
+        match self.worker {
+            RunningWorker::InProcess(task) => {
+                if let Ok(Err(e)) = task.await {
+                    tracing::warn!(error = format!("{e:#}"), "the worker stopped with an error");
+                }
+            }
+            RunningWorker::Child(child) => child.stop(self.world.cfg.shutdown_grace * 2).await,
         }
         self.events.close().await;
         self.world.cleanup().await;
     }
 }
 
-fn spawn_worker(cfg: &Config, cancel: &CancellationToken) -> JoinHandle<anyhow::Result<()>> {
-    tokio::spawn(crate::worker::run(
-        cfg.clone(),
-        cancel.clone(),
-        Default::default(),
-    ))
+/// Starts a worker on `cfg` where `placement` says (a child process once it is ready).
+async fn start_worker(
+    cfg: &Config,
+    cancel: &CancellationToken,
+    placement: Placement,
+) -> anyhow::Result<RunningWorker> {
+    Ok(match placement {
+        Placement::InProcess => RunningWorker::InProcess(tokio::spawn(crate::worker::run(
+            cfg.clone(),
+            cancel.clone(),
+            Default::default(),
+        ))),
+        Placement::ChildProcess => RunningWorker::Child(WorkerProcess::start(cfg).await?),
+    })
 }
 
 /// A sample batch of `count` job deletions with random GUIDs.

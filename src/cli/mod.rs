@@ -2,13 +2,17 @@
 //! the one [`Config`], and returns an exit code; `main` only prints errors.
 
 mod bench;
+mod capacity_bench;
 mod controls;
 mod demo;
 mod enqueue;
 pub mod harness;
+mod memory_bench;
 mod ops;
 mod plan;
 mod polls_bench;
+mod procfs;
+mod worker_process;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
@@ -34,7 +38,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Simulator + worker + a sample batch in one process, against the configured RabbitMQ.
     Demo(demo::DemoArgs),
-    /// Throughput, calls per request, memory with many tasks in flight, and budget use.
+    /// Figures of the worker alone (a child process): throughput, CPU and SQLite transactions
+    /// per request, memory idle and with many tasks in flight; then 503s against a capacity,
+    /// budget use and polls.
     Bench(bench::BenchArgs),
     /// Publish requests from a JSON Lines or CSV file, with publisher confirms.
     Enqueue(enqueue::EnqueueArgs),

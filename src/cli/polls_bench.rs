@@ -4,7 +4,7 @@
 //! task, how long it ran and how long after its end the first poll to see it ended came.
 //! Prints figures; asserts nothing.
 
-use super::harness::{Harness, HarnessSpec, sample_batch};
+use super::harness::{Harness, HarnessSpec, Placement, sample_batch};
 use crate::config::Config;
 use crate::em::codec::Format;
 use crate::limit::Budget;
@@ -73,7 +73,7 @@ pub async fn run(base: &Config, n: usize) -> anyhow::Result<()> {
     phase(&mut h, n, "bench-polls-learned")
         .await?
         .print("learned, next");
-    h.crash_and_restart().await;
+    h.crash_and_restart().await?;
     phase(&mut h, n, "bench-polls-restart")
         .await?
         .print("after a restart");
@@ -93,6 +93,7 @@ async fn start(base: &Config, lateness: Option<f64>) -> anyhow::Result<Harness> 
     };
     let spec = HarnessSpec {
         prefill: 0,
+        placement: Placement::InProcess,
         name: "bench",
         sim: SimConfig {
             task_duration: (Duration::from_secs(8), Duration::from_secs(12)),

@@ -2,7 +2,8 @@
 //! variables over an optional TOML file (`REAPER_CONFIG`, same keys in lower case without the
 //! prefix, and `[[em]]` / `[[dcs]]` tables for several endpoints: `tables`, `endpoints`). A
 //! bad value stops start-up with an error that names its key; so does a key reaper does not
-//! read (`keys`: a typo is never ignored).
+//! read (`keys`: a typo is never ignored). `env` turns a `Config` back into the variables, to
+//! start a worker as a child process configured the same way.
 
 use crate::retry::{Backoff, Jitter};
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ mod dcs;
 mod em;
 mod endpoint;
 mod endpoints;
+mod env;
 mod errors;
 mod file;
 mod format;
@@ -25,6 +27,7 @@ mod tables;
 
 pub use dcs::{DcsAuth, DcsSettings};
 pub use em::EmSettings;
+pub use env::EnvVars;
 pub use errors::ConfigError;
 use errors::err;
 pub use format::Format;

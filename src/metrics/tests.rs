@@ -14,6 +14,7 @@ fn gauges(h: &Health) -> Snapshot {
         ready: h.is_ready(),
         endpoints: h.endpoints().iter().map(|e| e.snapshot()).collect(),
         budgets: h.budgets(),
+        commits: 41,
     }
 }
 
@@ -26,6 +27,8 @@ fn the_gauges_render_as_prometheus_text() {
         "reaper_backlog 2",
         "reaper_outbox_unpublished 0",
         "reaper_ready 0",
+        "# TYPE reaper_ledger_commits_total counter",
+        "reaper_ledger_commits_total 41",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in {text}");
     }

@@ -5,6 +5,7 @@
 mod common;
 
 mod adaptive_budget;
+mod bench;
 mod binary;
 mod brakes;
 mod broker_reconnect;
