@@ -81,9 +81,10 @@ async fn reaper_bench_measures_the_worker_alone_and_prints_every_figure() {
     for ms in figures(&text, "bench CPU", "ms per request", 2) {
         assert!(ms > 0.0, "{text}");
     }
-    // Each request is at least accepted and finished in the ledger; far fewer than 50 steps.
+    // Every request is written to the ledger, so some commits are counted; group commit lets
+    // requests share them, so fewer than one a request is right, never 50.
     for tx in figures(&text, "worker ledger", "SQLite transactions", 2) {
-        assert!((1.0..50.0).contains(&tx), "{text}");
+        assert!(tx > 0.0 && tx < 50.0, "{text}");
     }
 
     // The memory run: the child's memory idle, loaded and at its peak; polls; a kill -9.
