@@ -4,22 +4,15 @@
 //! task, how long it ran and how long after its end the first poll to see it ended came.
 //! Prints figures; asserts nothing.
 
-use super::harness::{Harness, HarnessSpec, Placement, sample_batch};
+use super::bench::{UNLIMITED, spec};
+use super::harness::{Harness, sample_batch};
 use crate::config::Config;
-use crate::em::codec::Format;
-use crate::limit::Budget;
 use crate::sim::SimConfig;
 use std::collections::HashSet;
 use std::time::Duration;
 
 /// Tasks of a kind polls learn from before the "learned" figures.
 const FIRST: usize = 20;
-
-const UNLIMITED: Budget = Budget {
-    rate_per_sec: 0.0,
-    burst: 1,
-    max_in_flight: 64,
-};
 
 /// What one phase cost and how late it saw its tasks end.
 struct Figures {
@@ -91,20 +84,11 @@ async fn start(base: &Config, lateness: Option<f64>) -> anyhow::Result<Harness> 
         poll_lateness: lateness,
         ..base.clone()
     };
-    let spec = HarnessSpec {
-        prefill: 0,
-        placement: Placement::InProcess,
-        name: "bench",
-        sim: SimConfig {
-            task_duration: (Duration::from_secs(8), Duration::from_secs(12)),
-            ..Default::default()
-        },
-        budget: UNLIMITED,
-        format: Format::Xml,
-        poll: base.poll,
-        engine_concurrency: base.engine_concurrency,
-        backlog_limit: 0,
+    let sim = SimConfig {
+        task_duration: (Duration::from_secs(8), Duration::from_secs(12)),
+        ..Default::default()
     };
+    let spec = spec(sim, UNLIMITED, &base);
     Harness::start(base, spec).await
 }
 
